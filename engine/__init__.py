@@ -1,0 +1,1 @@
+"""The Canvasflow core: graph, parsers, validation, compiler, expressions. No Flask, no broker."""
