@@ -1,0 +1,129 @@
+"""The node tasks: thin wrappers that claim a step, run its handler, record the outcome.
+
+No transaction is held during a handler's I/O. A handler's StepError decides between a
+retry (countdown, or parked in the database when long) and a permanent failure, which
+rejects the message without requeue so RabbitMQ dead-letters it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Reject
+
+from engine import runs
+from engine.compiler import RUN_NODE
+from engine.errors import StepError
+from models import session_scope
+
+from . import handlers, runtime
+from .celery_app import celery_app
+from .handlers import delay as delay_handler
+from .publish import WAKE_STEP, publish_followups, publish_wake
+
+log = logging.getLogger(__name__)
+
+
+def _message(task: Task) -> dict[str, Any]:
+    req = task.request
+    return {"task": task.name, "id": req.id, "args": list(req.args or []), "kwargs": dict(req.kwargs or {}),
+            "retries": req.retries, "delivery_info": {k: v for k, v in (req.delivery_info or {}).items()
+                                                      if isinstance(v, str | int | bool | None)}}
+
+
+@celery_app.task(name=RUN_NODE, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_node(self: Task, execution_id: str, node_id: str, repair: bool = False, takeover: bool = False) -> None:
+    """Run one node of one execution, exactly once in effect."""
+    settings = runtime.settings()
+    url = settings.effective_database_url
+    chords = settings.native_chords
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    with session_scope(url) as session:
+        claim, follow = runs.claim_step(
+            session, execution_id, node_id, chords=chords, repair=repair, takeover=takeover or redelivered,
+            task_id=self.request.id, worker=self.request.hostname, lease_seconds=settings.lease_seconds)
+    if claim.compiled is not None:
+        publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
+    if claim.kind != "run":
+        return
+    assert claim.node is not None and claim.compiled is not None
+    node = claim.node
+    env = handlers.HandlerEnv(settings, execution_id, claim.workflow_id, node_id, claim.attempt,
+                              node.timeout_seconds)
+    try:
+        if node.type == "delay":
+            _park(claim, url)
+            return
+        output = handlers.get(node.type)(node, claim.input, claim.context, env)
+    except StepError as exc:
+        _handle_failure(self, claim, exc, url)
+        return
+    except Exception as exc:  # a bug or an unexpected library error: fail the step, never the worker
+        log.exception("node %s of execution %s crashed", node_id, execution_id)
+        err = StepError(f"{type(exc).__name__}: {exc}", error_type="internal_error",
+                        details={"traceback": traceback.format_exc(limit=5)})
+        _handle_failure(self, claim, err, url)
+        return
+    with session_scope(url) as session:
+        follow = runs.complete_step(session, claim, output)
+    if follow is None:
+        raise Ignore()  # cancelled meanwhile: stop this canvas here
+    publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
+
+
+def _park(claim: runs.Claim, url: str) -> None:
+    assert claim.node is not None
+    settings = runtime.settings()
+    when = delay_handler.wake_at(claim.node, claim.context)
+    with session_scope(url) as session:
+        parked = runs.park_step(session, claim, when)
+    remaining = (when - datetime.now(UTC)).total_seconds()
+    if parked and remaining <= settings.short_delay_seconds:
+        publish_wake(celery_app, claim.execution_id, claim.node_id, remaining)
+    # Longer waits: the ticker wakes the row; no message is held in worker memory.
+
+
+def _handle_failure(task: Task, claim: runs.Claim, exc: StepError, url: str) -> None:
+    assert claim.node is not None and claim.compiled is not None
+    settings = runtime.settings()
+    policy = claim.node.effective_retry()
+    error = exc.failure().to_dict()
+    error["attempt"] = claim.attempt
+    if exc.retryable and claim.attempt < policy.max_attempts:
+        delay = policy.delay_for(claim.attempt, random.random())
+        retry_after = exc.details.get("retry_after") if isinstance(exc.details, dict) else None
+        if isinstance(retry_after, str) and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), policy.max_seconds))
+        parked = delay > settings.short_delay_seconds
+        with session_scope(url) as session:
+            scheduled = runs.schedule_retry(session, claim, error, delay, parked)
+        if not scheduled or parked:
+            raise Ignore()
+        raise task.retry(countdown=math.ceil(delay), max_retries=None)
+    with session_scope(url) as session:
+        follow = runs.fail_step(session, claim, error, message=_message(task),
+                                queue=(task.request.delivery_info or {}).get("routing_key"))
+    publish_followups(celery_app, claim.compiled.plan, claim.execution_id, follow)
+    # Rejected without requeue: the broker moves the message to the dead-letter queue.
+    raise Reject(error["message"], requeue=False)
+
+
+@celery_app.task(name=WAKE_STEP, bind=True, acks_late=True, reject_on_worker_lost=True)
+def wake_step(self: Task, execution_id: str, node_id: str) -> None:
+    """End a delay whose time has come and resume what follows it."""
+    settings = runtime.settings()
+    with session_scope(settings.effective_database_url) as session:
+        follow = runs.wake_step(session, execution_id, node_id, chords=settings.native_chords)
+        plan = None
+        if follow is not None:
+            exe = session.get(runs.E, execution_id)
+            assert exe is not None
+            plan = runs.load_compiled(session, exe.workflow_id, exe.workflow_version, settings.native_chords).plan
+    if follow is not None and plan is not None:
+        publish_followups(celery_app, plan, execution_id, follow)
