@@ -136,7 +136,7 @@ def create_execution(session: Session, *, user_id: str, workflow_id: str, versio
     execution = Execution(
         user_id=user_id, workflow_id=workflow_id, workflow_version=version, status=status, input=input,
         idempotency_key=idempotency_key, trigger_id=trigger_id, scheduled_for=scheduled_for,
-        ends_remaining=len(wf.ends), started_at=now if status == RUNNING else None,
+        ends_remaining=len(wf.ends), started_at=now if status == RUNNING else None, created_at=now,
         parent_execution_id=parent_execution_id, parent_node_id=parent_node_id,
     )
     try:
@@ -517,3 +517,39 @@ def promote_pending(session: Session) -> list[tuple[str, str]]:
             session.add(LifecycleEvent(execution_id=eid, event="started"))
             started.append((eid, start))
     return started
+
+
+def resume_execution(session: Session, execution_id: str, *, chords: bool) -> list[str]:
+    """Put a failed execution back to running from its failed steps; returns nodes to publish.
+
+    Succeeded and skipped steps keep their outputs; failed and cancelled ones become pending,
+    counters are recomputed from what is done, and every pending step whose predecessors are
+    all done is returned for per-node (repair) dispatch.
+    """
+    exe = session.execute(select(E).where(E.id == execution_id).with_for_update()).scalar_one_or_none()
+    if exe is None:
+        raise NotFound(f"execution {execution_id} not found")
+    if exe.status != ExecutionStatus.FAILED.value:
+        raise Conflict(f"only failed executions can be retried; this one is {exe.status}")
+    now = utcnow()
+    compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
+    wf, plan = compiled.workflow, compiled.plan
+    session.execute(
+        update(S).where(S.execution_id == execution_id,
+                        S.status.in_([StepStatus.FAILED.value, StepStatus.CANCELLED.value]))
+        .values(status=StepStatus.PENDING.value, finished_at=None, lease_expires_at=None, wake_at=None,
+                queued_at=now, updated_at=now)
+    )
+    rows = session.execute(select(S.node_id, S.status, S.output).where(S.execution_id == execution_id)).all()
+    views = {r.node_id: StepView(r.status, r.output) for r in rows}
+    done = {StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value}
+    for node_id in [r.node_id for r in rows if r.status not in done]:
+        remaining = sum(1 for s in wf.predecessors(node_id)
+                        if (s, node_id) in plan.counter_edges and views[s].status not in done)
+        session.execute(update(S).where(S.execution_id == execution_id, S.node_id == node_id)
+                        .values(remaining=remaining))
+    ends_left = sum(1 for n in wf.ends if views[n.id].status not in done)
+    session.execute(update(E).where(E.id == execution_id).values(
+        status=RUNNING, error=None, finished_at=None, ends_remaining=ends_left, updated_at=now))
+    session.add(LifecycleEvent(execution_id=execution_id, event="retried"))
+    return [r.node_id for r in rows if r.status not in done and predecessors_done(wf, r.node_id, views)]

@@ -16,7 +16,7 @@ from engine.errors import NotFound
 from models import Execution, Workflow, session_scope
 from settings import Settings
 
-from .publish import publish_region
+from .publish import publish_node, publish_region
 
 
 def start_execution(settings: Settings, app: Celery, *, user_id: str, workflow_id: str, input: Any = None,
@@ -40,3 +40,12 @@ def start_execution(settings: Settings, app: Celery, *, user_id: str, workflow_i
     for entry in started.publish:
         publish_region(app, plan, execution.id, entry)
     return execution, started.created
+
+
+def resume_execution(settings: Settings, app: Celery, execution_id: str) -> list[str]:
+    """Retry a failed execution from its failed steps (POST /api/executions/:id/retry)."""
+    with session_scope(settings.effective_database_url) as session:
+        nodes = runs.resume_execution(session, execution_id, chords=settings.native_chords)
+    for node_id in nodes:
+        publish_node(app, execution_id, node_id)
+    return nodes
