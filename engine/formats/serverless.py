@@ -71,11 +71,21 @@ def load_serverless(document: Any) -> Workflow:
     problems = validate_serverless(document)
     if problems:
         raise InvalidWorkflow(problems)
-    tasks = [
-        Node(pointer, "sw_task", {"name": name, "task": task, "pointer": pointer}, label=name)
-        for pointer, name, task in _entries(document["do"], "/do")
-    ]
-    nodes = (Node("start", "start"), *tasks, Node("end", "end"))
+    entries = list(_entries(document["do"], "/do"))
+    if _sequential(entries):
+        tasks = [
+            Node(pointer, "sw_task", {"name": name, "task": task, "pointer": pointer}, label=name)
+            for pointer, name, task in entries
+        ]
+    else:
+        # Jumps a chain cannot draw (backwards, or past the next task): one node runs the
+        # whole root list, flow directives included.
+        whole = {"name": "do", "task": {"do": document["do"]}, "pointer": "/do"}
+        tasks = [Node("/do", "sw_task", whole, label=document["document"]["name"])]
+    # Each sw_task passes on an envelope {output, context, flow}; the last one's output is
+    # the workflow output (after the workflow's output.as and output schema).
+    end = Node("end", "end", {"output": "${ .node.input.output }"})
+    nodes = (Node("start", "start"), *tasks, end)
     edges = tuple(Edge(a.id, b.id) for a, b in zip(nodes, nodes[1:], strict=False))
     return Workflow(
         nodes=nodes,
@@ -84,6 +94,19 @@ def load_serverless(document: Any) -> Workflow:
         format="serverless",
         meta={"document": document},
     )
+
+
+def _sequential(entries: list[tuple[str, str, Any]]) -> bool:
+    """Whether every flow directive of the root list goes to the next task (or ends last)."""
+    for index, (_, _, task) in enumerate(entries):
+        following = entries[index + 1][1] if index + 1 < len(entries) else None
+        allowed = {None, "continue", following} | ({"end", "exit"} if following is None else set())
+        targets = [_get(task, "then")]
+        for item in _list(_get(task, "switch")):
+            targets += [_get(case, "then") for case in _dict(item).values()]
+        if any(target not in allowed for target in targets):
+            return False
+    return True
 
 
 class _Semantics:
