@@ -19,7 +19,7 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
 
-def task_queues(settings: Settings) -> tuple[Queue, ...]:
+def make_queues(settings: Settings) -> tuple[Queue, ...]:
     """The work queue, dead-lettering to a durable DLQ on rejection (Reject(requeue=False))."""
     name = settings.queue_name
     dlx = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
@@ -49,7 +49,7 @@ def build(settings: Settings) -> dict[str, Any]:
         "task_default_queue": settings.queue_name,
         "task_default_exchange": settings.queue_name,
         "task_default_routing_key": settings.queue_name,
-        "task_queues": task_queues(settings),
+        "task_queues": make_queues(settings),
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,

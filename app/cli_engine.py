@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def beat(ctx: click.Context, loglevel: str) -> None:
             f"--loglevel={loglevel}",
             "-S",
             "tasks.scheduler:CanvasflowScheduler",
-            f"--max-interval={settings.tick_seconds}",
+            f"--max-interval={max(1, math.ceil(settings.tick_seconds))}",
         ]
         + list(ctx.args)
     )

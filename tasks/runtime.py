@@ -17,3 +17,8 @@ def settings() -> Settings:
     if _settings is None:
         _settings = Settings.from_env()
     return _settings
+
+
+def current() -> Settings | None:
+    """The settings set so far, or None before the first configure()."""
+    return _settings

@@ -37,8 +37,12 @@ class ExecutionCreate(BaseModel):
 
     workflow_id: str = Field(min_length=1, max_length=64)
     input: Any = Field(None, description="any JSON value; the start node's output")
-    idempotency_key: str | None = Field(None, min_length=1, max_length=255,
-                                        description="the same key again returns the first execution")
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="the same key again returns the first execution",
+    )
 
 
 class StepOut(BaseModel):
@@ -96,18 +100,33 @@ class TimelineEntry(BaseModel):
 
 def summary(e: Execution) -> dict[str, Any]:
     return {
-        "id": e.id, "workflow_id": e.workflow_id, "workflow_version": e.workflow_version, "status": e.status,
-        "input": e.input, "output": e.output, "error": e.error, "trigger_id": e.trigger_id,
-        "idempotency_key": e.idempotency_key, "created_at": e.created_at, "started_at": e.started_at,
+        "id": e.id,
+        "workflow_id": e.workflow_id,
+        "workflow_version": e.workflow_version,
+        "status": e.status,
+        "input": e.input,
+        "output": e.output,
+        "error": e.error,
+        "trigger_id": e.trigger_id,
+        "idempotency_key": e.idempotency_key,
+        "created_at": e.created_at,
+        "started_at": e.started_at,
         "finished_at": e.finished_at,
     }
 
 
 def step_json(s: StepExecution) -> dict[str, Any]:
     return {
-        "node_id": s.node_id, "node_type": s.node_type, "status": s.status, "attempts": s.attempts,
-        "input": s.input, "output": s.output, "error": s.error, "started_at": s.started_at,
-        "finished_at": s.finished_at, "wake_at": s.wake_at,
+        "node_id": s.node_id,
+        "node_type": s.node_type,
+        "status": s.status,
+        "attempts": s.attempts,
+        "input": s.input,
+        "output": s.output,
+        "error": s.error,
+        "started_at": s.started_at,
+        "finished_at": s.finished_at,
+        "wake_at": s.wake_at,
     }
 
 
@@ -116,8 +135,12 @@ def execution_json(session: Any, e: Execution) -> dict[str, Any]:
 
 
 @bp.get("/api/executions")
-@spec.validate(query=ExecutionListQuery, resp=responses(400, 401, 422, HTTP_200=ExecutionPage), tags=TAGS,
-               skip_validation=True)
+@spec.validate(
+    query=ExecutionListQuery,
+    resp=responses(400, 401, 422, HTTP_200=ExecutionPage),
+    tags=TAGS,
+    skip_validation=True,
+)
 def list_executions():
     """List your executions, newest first; filter by workflow_id and status."""
     limit, cursor = page_args()
@@ -134,8 +157,12 @@ def list_executions():
 
 
 @bp.post("/api/executions")
-@spec.validate(json=ExecutionCreate, resp=responses(400, 401, 404, 413, 422, 429, 503, HTTP_202=ExecutionSummary),
-               tags=TAGS, skip_validation=True)
+@spec.validate(
+    json=ExecutionCreate,
+    resp=responses(400, 401, 404, 413, 422, 429, 503, HTTP_202=ExecutionSummary),
+    tags=TAGS,
+    skip_validation=True,
+)
 def start_execution():
     """Start an execution of a workflow's current version (202); idempotent with idempotency_key."""
     try:
@@ -149,12 +176,24 @@ def start_execution():
     user_id = current_user_id()
     celery = get_celery()
     check_backpressure(settings, celery)
-    execution, created = start(settings, celery, user_id=user_id, workflow_id=body.workflow_id, input=body.input,
-                               idempotency_key=body.idempotency_key)
+    execution, created = start(
+        settings,
+        celery,
+        user_id=user_id,
+        workflow_id=body.workflow_id,
+        input=body.input,
+        idempotency_key=body.idempotency_key,
+    )
     if created:
         session = get_session()
-        audit.record(session, user_id, "execution.start", "execution", execution.id,
-                     {"workflow_id": body.workflow_id, "version": execution.workflow_version})
+        audit.record(
+            session,
+            user_id,
+            "execution.start",
+            "execution",
+            execution.id,
+            {"workflow_id": body.workflow_id, "version": execution.workflow_version},
+        )
         session.commit()
     response = jsonify(summary(execution))
     response.status_code = 202
@@ -173,7 +212,9 @@ def get_execution(execution_id: str):
 
 
 @bp.post("/api/executions/<execution_id>/cancel")
-@spec.validate(resp=responses(401, 404, 409, HTTP_200=ExecutionOut), tags=TAGS, skip_validation=True)
+@spec.validate(
+    resp=responses(401, 404, 409, HTTP_200=ExecutionOut), tags=TAGS, skip_validation=True
+)
 def cancel_execution(execution_id: str):
     """Cancel: running steps are revoked, pending ones become cancelled; 409 if already finished."""
     from tasks.publish import revoke
@@ -189,7 +230,9 @@ def cancel_execution(execution_id: str):
 
 
 @bp.post("/api/executions/<execution_id>/retry")
-@spec.validate(resp=responses(401, 404, 409, HTTP_202=ExecutionSummary), tags=TAGS, skip_validation=True)
+@spec.validate(
+    resp=responses(401, 404, 409, HTTP_202=ExecutionSummary), tags=TAGS, skip_validation=True
+)
 def retry_execution(execution_id: str):
     """Resume a failed execution from its failed steps, keeping what succeeded (202)."""
     from tasks.service import resume_execution
@@ -210,7 +253,9 @@ def retry_execution(execution_id: str):
 
 
 @bp.get("/api/executions/<execution_id>/timeline")
-@spec.validate(resp=responses(401, 404, HTTP_200=list[TimelineEntry]), tags=TAGS, skip_validation=True)
+@spec.validate(
+    resp=responses(401, 404, HTTP_200=list[TimelineEntry]), tags=TAGS, skip_validation=True
+)
 def timeline(execution_id: str):
     """Every attempt of every step in start order, with durations."""
     session = get_session()
