@@ -12,6 +12,7 @@ import logging
 from flask import Flask
 
 from settings import Settings
+from web import bp as web_bp
 
 from . import api, auth, db, errors
 from .bodies import BoundedRequest
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
     api.register_blueprints(app)
+    app.register_blueprint(web_bp)  # the admin pages at /
     return app
