@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, Reject
+from celery.signals import worker_ready
 
 from engine import runs
 from engine.compiler import RUN_NODE
@@ -127,3 +128,13 @@ def wake_step(self: Task, execution_id: str, node_id: str) -> None:
             plan = runs.load_compiled(session, exe.workflow_id, exe.workflow_version, settings.native_chords).plan
     if follow is not None and plan is not None:
         publish_followups(celery_app, plan, execution_id, follow)
+
+
+@worker_ready.connect
+def _declare_dead_letter_queue(sender: Any = None, **_: Any) -> None:
+    settings = runtime.settings()
+    if settings.embedded_broker:
+        return
+    from .queues import declare_queues
+
+    declare_queues(celery_app)

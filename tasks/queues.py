@@ -20,7 +20,7 @@ def queue_depths(settings: Settings, app: Celery, max_age: float = 1.0) -> dict[
 
     Cached for ``max_age`` seconds: backpressure asks on every start.
     """
-    key = settings.broker_url
+    key = f"{settings.broker_url}|{settings.queue_name}"
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
@@ -42,3 +42,26 @@ def queue_depths(settings: Settings, app: Celery, max_age: float = 1.0) -> dict[
     with _lock:
         _cache[key] = (now, out)
     return out
+
+
+def declare_queues(app: Celery) -> None:
+    """Declare every configured queue, dead-letter queue included.
+
+    A worker declares only the queues it consumes; without this the broker would drop
+    rejected messages for lack of a queue bound to the dead-letter exchange.
+    """
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.conf.task_queues or ():
+            queue(channel).declare()
+
+
+def delete_queues(app: Celery) -> None:
+    """Remove the configured queues (test teardown)."""
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.conf.task_queues or ():
+            try:
+                queue(channel).delete()
+            except Exception:  # already gone
+                channel = conn.channel()

@@ -142,6 +142,10 @@ class Harness:
         for p in self.procs:
             stop_process(p)
         self.procs.clear()
+        if self.mode == "rabbitmq":
+            from tasks.queues import delete_queues
+
+            delete_queues(self.app)
 
 
 def stop_process(p: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
