@@ -34,12 +34,13 @@ class BoundedRequest(Request):
     stops quietly: a truncated YAML document could still parse. Look one byte further.
     """
 
-    def get_data(
+    def get_data(  # type: ignore[override]
         self,
         cache: bool = True,
-        as_text: bool = False,  # type: ignore[override]
+        as_text: bool = False,
         parse_form_data: bool = False,
     ) -> Any:
+        """The body, as Flask reads it, or 413 when more follows past the limit."""
         fresh = getattr(self, "_cached_data", None) is None
         data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
         limit = self.max_content_length

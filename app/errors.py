@@ -69,6 +69,7 @@ def _wants_problem() -> bool:
 
 
 def handle_canvasflow_error(err: CanvasflowError) -> Response:
+    """A Canvasflow error as its own status and title; 422s list their problems."""
     members: dict[str, Any] = {
         k: v for k, v in err.extra.items() if k not in {"type", "title", "status"}
     }
@@ -107,6 +108,7 @@ def _http_detail(err: HTTPException) -> str | None:
 
 
 def handle_http_exception(err: HTTPException) -> Response | HTTPException:
+    """Werkzeug's 404/405/413/415... in the same shape (HTML stays HTML outside /api)."""
     if err.code is None or not _wants_problem():
         return err
     headers = {}
@@ -117,6 +119,7 @@ def handle_http_exception(err: HTTPException) -> Response | HTTPException:
 
 
 def handle_database_unavailable(err: Exception) -> Response:
+    """503: the database did not answer."""
     log.warning("database unavailable: %s", err.__class__.__name__, exc_info=err)
     return problem(
         503,
@@ -128,6 +131,7 @@ def handle_database_unavailable(err: Exception) -> Response:
 
 
 def handle_integrity_error(err: sa_exc.IntegrityError) -> Response:
+    """409: a unique constraint fired because a concurrent request won."""
     # Our own checks run first, so a constraint firing means a concurrent change won.
     log.info("integrity error (concurrent change): %s", err.orig)
     return problem(
@@ -139,6 +143,7 @@ def handle_integrity_error(err: sa_exc.IntegrityError) -> Response:
 
 
 def handle_unexpected(err: Exception) -> Response:
+    """500 with an error id to quote; the details go to the log only."""
     error_id = uuid.uuid4().hex
     log.exception(
         "unhandled error %s on %s %s", error_id, request.method, request.path, exc_info=err
@@ -158,6 +163,7 @@ def _is_disconnect(err: sa_exc.DBAPIError) -> bool:
 
 
 def handle_dbapi_error(err: sa_exc.DBAPIError) -> Response:
+    """Database errors: 409 for constraints, 503 for lost connections, else 500."""
     if isinstance(err, sa_exc.IntegrityError):
         return handle_integrity_error(err)
     if _is_disconnect(err):

@@ -16,6 +16,7 @@ class CanvasflowJSONProvider(DefaultJSONProvider):
 
     @staticmethod
     def default(o: Any) -> Any:
+        """Datetimes and dates as ISO 8601; everything else as Flask does."""
         if isinstance(o, datetime | date):
             return o.isoformat()
         return DefaultJSONProvider.default(o)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,13 @@ from .bodies import query_arg, query_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+
+class PageQuery(BaseModel):
+    """``?limit=&cursor=``, for documenting list routes (``spec.validate(query=PageQuery)``)."""
+
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
 
 
 def page_args() -> tuple[int, str | None]:

@@ -30,6 +30,8 @@ _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="canvasflow-health"
 
 
 class HealthChecks(BaseModel):
+    """One outcome per dependency."""
+
     database: str
     broker: str
     result_backend: str

@@ -21,16 +21,16 @@ from ..auth import current_user_id
 from ..bodies import query_arg, query_problem
 from ..db import get_session
 from ..openapi import responses, spec
-from ..pagination import MAX_LIMIT, page_args, paginate
+from ..pagination import PageQuery, page_args, paginate
 
 bp = Blueprint("observability", __name__)
 
 TAGS = ["observability"]
 
 
-class AuditQuery(BaseModel):
-    limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    cursor: str | None = None
+class AuditQuery(PageQuery):
+    """Query of GET /api/observability/audit."""
+
     action: str | None = Field(
         None, description="e.g. workflow.create, workflow.update, workflow.delete"
     )
@@ -40,6 +40,8 @@ class AuditQuery(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """Who did what to which entity, and when."""
+
     id: int
     action: str
     entity_type: str
@@ -49,6 +51,8 @@ class AuditEntry(BaseModel):
 
 
 class AuditPage(BaseModel):
+    """One page of audit entries, newest first."""
+
     items: list[AuditEntry]
     next_cursor: str | None
 

@@ -10,11 +10,10 @@ Workflow document (``Content-Type: application/yaml``), and are validated by
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select, update
 
 from engine.definitions import detect_format, load_definition
@@ -35,7 +34,17 @@ from ..bodies import (
 from ..db import get_session
 from ..jsonio import canonical_json
 from ..openapi import accepts_yaml, responses, spec
-from ..pagination import MAX_LIMIT, page_args, paginate
+from ..pagination import PageQuery, page_args, paginate
+from .workflow_schemas import (
+    VersionOut,
+    VersionPage,
+    WorkflowCreate,
+    WorkflowListQuery,
+    WorkflowOut,
+    WorkflowPage,
+    WorkflowUpdate,
+    YamlQuery,
+)
 
 bp = Blueprint("workflows", __name__)
 
@@ -44,94 +53,6 @@ YAML_DOC = (
     "A Serverless Workflow 1.0 document (YAML or JSON) as the whole body; the name "
     "comes from document.name or ?name=, the text is kept as the version's source."
 )
-
-
-def _not_blank(value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-class WorkflowCreate(BaseModel):
-    """Body of POST /api/workflows."""
-
-    model_config = ConfigDict(strict=True)
-
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=10_000)
-    definition: dict[str, Any] = Field(
-        description="a DAG document or a Serverless Workflow document"
-    )
-    max_concurrency: int | None = Field(
-        None, ge=1, le=1_000_000, description="running executions at most; null = unlimited"
-    )
-
-    _name = field_validator("name")(_not_blank)
-
-
-class WorkflowUpdate(BaseModel):
-    """Body of PUT /api/workflows/{id}: any subset of the fields."""
-
-    model_config = ConfigDict(strict=True)
-
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=10_000)
-    definition: dict[str, Any] | None = None
-    max_concurrency: int | None = Field(None, ge=1, le=1_000_000)
-
-    _name = field_validator("name")(_not_blank)
-
-
-class WorkflowSummary(BaseModel):
-    id: str
-    name: str
-    description: str | None
-    format: str = Field(description="dag or serverless")
-    version: int
-    max_concurrency: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class WorkflowOut(WorkflowSummary):
-    definition: dict[str, Any] = Field(description="the definition of the current version")
-
-
-class WorkflowPage(BaseModel):
-    items: list[WorkflowSummary]
-    next_cursor: str | None
-
-
-class VersionSummary(BaseModel):
-    workflow_id: str
-    version: int
-    format: str
-    created_at: datetime
-
-
-class VersionOut(VersionSummary):
-    definition: dict[str, Any]
-    source: str | None = Field(description="the raw YAML text, when the version was sent as YAML")
-
-
-class VersionPage(BaseModel):
-    items: list[VersionSummary]
-    next_cursor: str | None
-
-
-class PageQuery(BaseModel):
-    limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(None, description="next_cursor of the previous page")
-
-
-class WorkflowListQuery(PageQuery):
-    name: str | None = Field(None, description="only workflows with exactly this name")
-
-
-class YamlQuery(BaseModel):
-    name: str | None = Field(
-        None, description="with a YAML body: the workflow name (default document.name)"
-    )
 
 
 # -- serialization ---------------------------------------------------------------------------
@@ -152,6 +73,7 @@ def summary(workflow: Workflow) -> dict[str, Any]:
 
 
 def version_summary(row: WorkflowVersion) -> dict[str, Any]:
+    """A version without its definition, as lists show it."""
     return {
         "workflow_id": row.workflow_id,
         "version": row.version,
@@ -161,6 +83,7 @@ def version_summary(row: WorkflowVersion) -> dict[str, Any]:
 
 
 def version_json(row: WorkflowVersion) -> dict[str, Any]:
+    """A version with its definition and YAML source."""
     return {**version_summary(row), "definition": row.definition, "source": row.source}
 
 
@@ -177,6 +100,7 @@ def current_version(session: Any, workflow: Workflow) -> WorkflowVersion:
 
 
 def workflow_json(workflow: Workflow, definition: dict[str, Any]) -> dict[str, Any]:
+    """A workflow with the given (current) definition."""
     return {**summary(workflow), "definition": definition}
 
 
