@@ -484,3 +484,27 @@ def test_audit_pagination(client, auth, tiny_dag):
     ids = [e["id"] for e in page1["items"] + page2["items"]]
     assert len(set(ids)) == 4
     assert ids == sorted(ids, reverse=True)
+
+
+def test_concurrent_updates_never_skip_or_reuse_a_version(app, client, auth, tiny_dag):
+    from concurrent.futures import ThreadPoolExecutor
+
+    created = create(client, auth, tiny_dag)
+
+    def put(i: int) -> int:
+        definition = with_transform(tiny_dag)
+        definition["nodes"][1]["config"]["mapping"]["n"] = i
+        response = app.test_client().put(
+            f"/api/workflows/{created['id']}", json={"definition": definition}, headers=auth
+        )
+        assert response.status_code in {200, 409}, response.get_json()
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(put, range(12)))
+    wins = statuses.count(200)
+    assert wins >= 1
+    final = client.get(f"/api/workflows/{created['id']}", headers=auth).get_json()
+    assert final["version"] == 1 + wins
+    listing = client.get(f"/api/workflows/{created['id']}/versions", headers=auth).get_json()
+    assert sorted(v["version"] for v in listing["items"]) == list(range(1, wins + 2))
