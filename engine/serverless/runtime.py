@@ -13,6 +13,7 @@ A task runs as the spec's data flow says: ``if`` on the raw input, input schema,
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -135,6 +136,22 @@ def task_entries(tasks: Any, pointer: str) -> list[tuple[str, dict[str, Any], st
     return out
 
 
+# What follows a task's pointer in the pointer of a task nested in it.
+_NESTED_TASK = re.compile(
+    r"^/(?:do|try|catch/do|fork/branches|foreach/do|listen/foreach/do)/\d+/[^/]+(?:/|$)"
+)
+
+
+def _relocate(error: WorkflowError, pointer: str) -> None:
+    """Errors of a task's own fields (``/set``, ``/output/as``) point at the task itself."""
+    instance = error.instance
+    if not instance:
+        error.instance = pointer
+    elif instance.startswith(pointer + "/") and not _NESTED_TASK.match(instance[len(pointer) :]):
+        error.instance = pointer
+        error.detail = f"{error.detail} (at {instance})" if error.detail else f"at {instance}"
+
+
 class Runner:
     """Runs task lists and tasks of one workflow document for one execution."""
 
@@ -150,6 +167,7 @@ class Runner:
         own_pointer: str | None = None,
         runtime_version: str = "",
         max_branch_threads: int = 32,
+        max_wait_seconds: float | None = None,
     ) -> None:
         self.document = document
         self.host = host
@@ -158,6 +176,7 @@ class Runner:
         self.context = {} if context is None else context
         self.own_pointer = own_pointer  # the engine records this task's step itself
         self.max_branch_threads = max_branch_threads
+        self.max_wait_seconds = max_wait_seconds
         started = started_at or host.now()
         self.workflow_descriptor = {
             "id": execution_id,
@@ -299,7 +318,7 @@ class Runner:
                 )
                 self.context = context
         except WorkflowError as exc:
-            exc.located(pointer)
+            _relocate(exc, pointer)
             if record:
                 host.record_step(
                     pointer, f"sw:{kind}", "failed", raw, None, exc.to_dict(), started, host.now()
@@ -718,6 +737,13 @@ class Runner:
         seconds = self._duration(
             task["wait"], data, self._variables(scope, descriptor, input=data), f"{pointer}/wait"
         )
+        if self.max_wait_seconds is not None and seconds > self.max_wait_seconds:
+            raise WorkflowError.standard(
+                "configuration",
+                f"wait of {seconds:g}s is longer than this Canvasflow allows "
+                f"({self.max_wait_seconds:g}s): waits sleep in a worker",
+                instance=f"{pointer}/wait",
+            )
         self.sleep(seconds, scope)
         return data, None
 
