@@ -58,3 +58,15 @@ def test_unknown_page_outside_the_api_stays_html_for_browsers(settings_sqlite):
     assert response.mimetype == "text/html"
     response = client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.mimetype == "application/problem+json"
+
+
+def test_get_celery_builds_once_per_app(settings_sqlite):
+    from app.db import get_celery
+
+    app = create_app(settings_sqlite)
+    with app.app_context():
+        first = get_celery()
+        if first is None:  # tasks.celery_app not written yet
+            pytest.skip("tasks.celery_app is not importable")
+        assert get_celery() is first
+        assert app.extensions["celery"] is first
