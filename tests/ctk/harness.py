@@ -65,7 +65,10 @@ class SwEngine:
     def __init__(
         self, data_dir: Path, template: Path | None = None, concurrency: int = 8, **settings: Any
     ) -> None:
+        from tasks import runtime
         from tasks.embedded import EmbeddedEngine
+
+        self._previous = runtime.current()
 
         data_dir.mkdir(parents=True, exist_ok=True)
         db = data_dir / "canvasflow.db"
@@ -83,14 +86,18 @@ class SwEngine:
         self.settings = Settings(**{**defaults, **settings})
         self.url = self.settings.effective_database_url
         with session_scope(self.url) as session:
-            user, _ = create_user(session, f"sw-{time.monotonic_ns()}")
+            user, self.api_key = create_user(session, f"sw-{time.monotonic_ns()}")
             self.user_id = user.id
         self.engine = EmbeddedEngine(self.settings, concurrency=concurrency).start()
         self._names = 0
 
     def stop(self) -> None:
+        from tasks.celery_app import configure
+
         self.engine.stop()
         models.get_engine(self.url).dispose()
+        if self._previous is not None:  # give the process back the settings it had
+            configure(self._previous)
 
     def define(self, document: dict[str, Any], name: str | None = None) -> str:
         """Store ``document`` as a new workflow of the user; its id."""
