@@ -7,22 +7,45 @@
 import { s } from "./ui.js";
 
 export const NODE_TYPES = [
-  { type: "start", label: "Start", glyph: "▶" },
-  { type: "action", label: "Action (HTTP)", glyph: "⇄" },
-  { type: "condition", label: "Condition", glyph: "◇" },
-  { type: "delay", label: "Delay", glyph: "⏱" },
-  { type: "fork", label: "Fork", glyph: "⑂" },
-  { type: "join", label: "Join", glyph: "⋈" },
-  { type: "transform", label: "Transform", glyph: "ƒ" },
-  { type: "webhook_response", label: "Webhook response", glyph: "↩" },
-  { type: "end", label: "End", glyph: "■" },
+  { type: "start", label: "Start" },
+  { type: "action", label: "Action" },
+  { type: "condition", label: "Condition" },
+  { type: "delay", label: "Delay" },
+  { type: "fork", label: "Fork" },
+  { type: "join", label: "Join" },
+  { type: "transform", label: "Transform" },
+  { type: "webhook_response", label: "Response" },
+  { type: "end", label: "End" },
 ];
-const GLYPH = Object.fromEntries(NODE_TYPES.map((t) => [t.type, t.glyph]));
 
-export const NODE_W = 168;
-export const NODE_H = 52;
-const GAP_X = 84;
-const GAP_Y = 30;
+// 16x16 line icons (drawn, not font glyphs: air-gapped machines have few fonts).
+const ICONS = {
+  start: { d: "M4 2.5 L13.5 8 L4 13.5 Z", fill: true },
+  end: { d: "M3.5 3.5 H12.5 V12.5 H3.5 Z", fill: true },
+  action: { d: "M2 5 H13 M10 2 L13 5 L10 8 M14 11 H3 M6 8 L3 11 L6 14" },
+  condition: { d: "M8 1.5 L14.5 8 L8 14.5 L1.5 8 Z" },
+  delay: { d: "M8 2 A6 6 0 1 1 7.99 2 M8 4.5 V8 L10.5 10" },
+  fork: { d: "M1.5 8 H6 L13 3 M6 8 L13 13 M10.5 2 L13 3 L12 5.5 M12 10.5 L13 13 L10.5 14" },
+  join: { d: "M2 3 L8 8 L2 13 M8 8 H14.5 M12 5.5 L14.5 8 L12 10.5" },
+  transform: { d: "M6 2 C4 2 4 3.5 4 5.5 C4 7 3.2 8 2 8 C3.2 8 4 9 4 10.5 C4 12.5 4 14 6 14 M10 2 C12 2 12 3.5 12 5.5 C12 7 12.8 8 14 8 C12.8 8 12 9 12 10.5 C12 12.5 12 14 10 14" },
+  webhook_response: { d: "M6 3 L2 7 L6 11 M2 7 H10 C13 7 14 9 14 13" },
+};
+
+/** An icon for a node type as an SVG <path> (for use inside an <svg>). */
+export function iconPath(type, attrs = {}) {
+  const icon = ICONS[type] || { d: "M4 4 H12 V12 H4 Z" };
+  return s("path", { d: icon.d, class: `icon${icon.fill ? " filled" : ""}`, ...attrs });
+}
+
+/** A standalone 16x16 <svg> icon (palette buttons). */
+export function icon(type) {
+  return s("svg", { class: "type-icon", width: 16, height: 16, viewBox: "0 0 16 16", "aria-hidden": "true" }, iconPath(type));
+}
+
+export const NODE_W = 156;
+export const NODE_H = 48;
+const GAP_X = 64;
+const GAP_Y = 28;
 const MARGIN = 24;
 const SWEEPS = 8;
 
@@ -202,15 +225,16 @@ function truncate(text, max) {
  *
  * opts: positions, bends, statusOf(id), selectedNode, selectedEdge (edge object),
  * problemNodes (Map id -> count), problemEdges (Set of edge objects), takenEdge(e),
- * editable (adds ports), onSelect({kind, id|edge}).
+ * editable (adds ports), scale (zoom; coordinates stay the same), onSelect({kind, id|edge}).
  */
 export function drawGraph(svg, nodes, edges, opts = {}) {
   const { positions = {}, bends = new Map(), statusOf, editable = false } = opts;
   const size = bounds(positions);
   const width = Math.max(size.width, opts.minWidth || 0);
   const height = Math.max(size.height, opts.minHeight || 0);
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
+  const scale = opts.scale || 1;
+  svg.setAttribute("width", Math.round(width * scale));
+  svg.setAttribute("height", Math.round(height * scale));
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.replaceChildren(arrowDefs());
 
@@ -263,7 +287,7 @@ export function drawGraph(svg, nodes, edges, opts = {}) {
     if (opts.selectedNode === n.id) classes.push("selected");
     const problems = opts.problemNodes ? opts.problemNodes.get(n.id) || 0 : 0;
     if (problems) classes.push("has-problem");
-    const title = n.label ? truncate(n.label, 22) : truncate(n.id, 22);
+    const title = n.label ? truncate(n.label, 18) : truncate(n.id, 18);
     const g = s(
       "g",
       {
@@ -278,9 +302,9 @@ export function drawGraph(svg, nodes, edges, opts = {}) {
       s("title", {}, `${n.id} (${n.type})${status ? ` — ${status}` : ""}${n.label ? `\n${n.label}` : ""}`),
       s("rect", { class: "node-box", width: NODE_W, height: NODE_H, rx: 8 }),
       s("rect", { class: "node-strip", width: 6, height: NODE_H, rx: 3 }),
-      s("text", { class: "node-glyph", x: 20, y: 32, "text-anchor": "middle" }, GLYPH[n.type] || "?"),
-      s("text", { class: "node-type", x: 34, y: 19 }, n.type || "?"),
-      s("text", { class: "node-id", x: 34, y: 38 }, title),
+      s("g", { class: "node-icon", transform: `translate(12,${NODE_H / 2 - 8})` }, iconPath(n.type)),
+      s("text", { class: "node-type", x: 34, y: 18 }, n.type === "webhook_response" ? "response" : n.type || "?"),
+      s("text", { class: "node-id", x: 34, y: 35 }, title),
     );
     if (status) g.append(s("circle", { class: "node-status-dot", cx: NODE_W - 14, cy: 14, r: 5 }));
     if (problems) {
@@ -319,6 +343,12 @@ export function drawGraph(svg, nodes, edges, opts = {}) {
     };
   }
   return svg;
+}
+
+/** A scale that fits `positions` into `width` pixels, between `min` and 1. */
+export function fitScale(positions, width, min = 0.55) {
+  const b = bounds(positions);
+  return Math.max(min, Math.min(1, width / b.width));
 }
 
 /** Nodes and edges of a definition, or null when it is not a DAG document. */

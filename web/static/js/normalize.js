@@ -71,7 +71,8 @@ export function schedulerOf(data) {
   const alive = beat.alive ?? beat.beat_alive ?? data.beat_alive ?? (typeof data.beat === "boolean" ? data.beat : null);
   const lastTick = beat.last_tick ?? beat.last_seen ?? data.last_tick ?? null;
   const triggers = data.triggers ?? data.cron_triggers ?? data.next_fire_times ?? [];
-  const beats = data.heartbeats ?? data.workers ?? beat.heartbeats ?? [];
+  const instances = Array.isArray(beat.instances) ? beat.instances.map((i) => ({ kind: "beat", ...i })) : null;
+  const beats = data.heartbeats ?? data.workers ?? beat.heartbeats ?? instances ?? [];
   return {
     beatAlive: typeof alive === "boolean" ? alive : null,
     lastTick,

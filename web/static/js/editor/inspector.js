@@ -106,8 +106,8 @@ function nodePanel(doc, node, hooks) {
     return field(spec.label, control, { help: spec.help, error: slot });
   });
 
-  const jsonArea = (key, label, help) => {
-    const area = h("textarea", { class: "code", rows: 5, "data-json": key, spellcheck: "false" });
+  const jsonArea = (key, label, help, placeholder) => {
+    const area = h("textarea", { class: "code", rows: 5, "data-json": key, spellcheck: "false", placeholder });
     const slot = errorSlot();
     const refresh = () => {
       area.value = node[key] === undefined ? "" : JSON.stringify(node[key], null, 2);
@@ -127,7 +127,12 @@ function nodePanel(doc, node, hooks) {
       }
     });
     refreshers.push({ el: area, refresh });
-    return field(label, area, { help, error: slot });
+    return h(
+      "details",
+      { class: "json-details", open: key === "retry" && node.retry !== undefined },
+      h("summary", {}, label),
+      field(`${label} (JSON object)`, area, { help, error: slot }),
+    );
   };
 
   return [
@@ -136,8 +141,10 @@ function nodePanel(doc, node, hooks) {
     field("Id", idInput, { error: idError }),
     field("Label", labelInput, { help: "Shown on the canvas; the engine ignores it." }),
     configFields.length ? h("fieldset", { class: "config-form" }, h("legend", {}, "Config"), configFields) : null,
-    node.type === "start" || node.type === "fork" || node.type === "join" ? null : jsonArea("config", "Config (JSON)", "The same config as a JSON object; edit either."),
-    WORK_TYPES.has(node.type) ? jsonArea("retry", "Retry (JSON)", '{"max_attempts": 3, "initial_seconds": 1, "multiplier": 2, "max_seconds": 60, "jitter": true}') : null,
+    node.type === "start" || node.type === "fork" || node.type === "join" ? null : jsonArea("config", "Config as JSON", "The same config as one JSON object: edit either."),
+    WORK_TYPES.has(node.type)
+      ? jsonArea("retry", "Retry", "Attempts and backoff; empty uses the defaults.", '{"max_attempts": 3, "initial_seconds": 1,\n "multiplier": 2, "max_seconds": 60, "jitter": true}')
+      : null,
     edgeList(doc, node, hooks),
     h("div", { class: "inspector-actions" }, h("button", { class: "btn danger", type: "button", onclick: () => hooks.remove({ kind: "node", node }) }, "Delete node")),
   ];
@@ -176,6 +183,10 @@ function edgeList(doc, node, hooks) {
 
   const others = doc.nodes.filter((n) => n !== node && n.type !== "start");
   const target = h("select", { "data-connect-target": "", "aria-label": "Connect to" }, others.map((n) => h("option", { value: n.id }, n.id)));
+  // Offer first a node that nothing reaches yet, after this one in the document.
+  const after = doc.nodes.slice(doc.nodes.indexOf(node) + 1);
+  const suggested = after.find((n) => n.type !== "start" && !doc.edges.some((e) => e.target === n.id)) || others.find((n) => !outgoing.some((e) => e.target === n.id));
+  if (suggested) target.value = suggested.id;
   const when = whenSelect(doc.nextWhen(node.id) || "", { "data-connect-when": "", "aria-label": "When" });
   when.value = doc.nextWhen(node.id) || "";
   const add = h("button", {

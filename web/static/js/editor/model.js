@@ -1,7 +1,7 @@
 // The editor's document: nodes and edges as plain objects, serialised back to the
 // contract's DAG JSON, plus the 422 problems attached to the objects they name.
 
-import { NODE_H, NODE_W, positionsFor } from "../dag.js";
+import { NODE_H, NODE_W, edgeKey, positionsFor } from "../dag.js";
 
 const NODE_KEYS = ["id", "type", "label", "config", "retry"];
 
@@ -10,6 +10,7 @@ export class Doc {
     this.nodes = [];
     this.edges = [];
     this.extra = {}; // top-level keys other than nodes/edges, kept as they were
+    this.bends = new Map(); // edge key -> points, from the last automatic layout
     this.clearProblems();
   }
 
@@ -19,8 +20,9 @@ export class Doc {
     this.nodes = nodes.map((n) => structuredClone(n));
     this.edges = edges.map((e) => structuredClone(e));
     this.extra = structuredClone(extra);
-    const { positions } = positionsFor(this.nodes, this.edges);
+    const { positions, bends } = positionsFor(this.nodes, this.edges);
     for (const n of this.nodes) n.position = roundPos(positions[n.id] || { x: 24, y: 24 });
+    this.bends = bends;
     this.clearProblems();
   }
 
@@ -38,6 +40,11 @@ export class Doc {
     };
   }
 
+  /** Forget the routed bends of edges touching `nodeId` (it moved or was renamed). */
+  dropBends(nodeId) {
+    for (const e of this.edges) if (e.source === nodeId || e.target === nodeId) this.bends.delete(edgeKey(e));
+  }
+
   node(id) {
     return this.nodes.find((n) => n.id === id);
   }
@@ -53,10 +60,10 @@ export class Doc {
     let x = 24;
     let y = 24;
     if (after) {
-      x = after.position.x + NODE_W + 84;
+      x = after.position.x + NODE_W + 64;
       y = after.position.y;
     } else if (this.nodes.length) {
-      x = Math.max(...this.nodes.map((n) => n.position.x)) + NODE_W + 84;
+      x = Math.max(...this.nodes.map((n) => n.position.x)) + NODE_W + 64;
       y = Math.min(...this.nodes.map((n) => n.position.y));
     }
     while (this.nodes.some((n) => Math.abs(n.position.x - x) < NODE_W && Math.abs(n.position.y - y) < NODE_H + 8)) {
@@ -103,6 +110,7 @@ export class Doc {
   rename(node, id) {
     if (!id) return "An id is required.";
     if (id !== node.id && this.node(id)) return `Another node is already called "${id}".`;
+    this.dropBends(node.id);
     for (const e of this.edges) {
       if (e.source === node.id) e.source = id;
       if (e.target === node.id) e.target = id;

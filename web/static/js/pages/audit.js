@@ -17,6 +17,20 @@ function entity(e) {
   return [h("span", { class: "muted" }, `${e.entity_type} `), base ? h("a", { href: base + e.entity_id }, code) : code];
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+// "workflow_id 2a0e6680 · version 2 · changed definition, name": readable at a glance.
+function summary(detail) {
+  if (!detail || typeof detail !== "object") return "";
+  return Object.entries(detail)
+    .map(([k, v]) => {
+      let text = Array.isArray(v) ? v.join(", ") : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+      if (UUID.test(text)) text = text.slice(0, 8);
+      return `${k.replaceAll("_", " ")} ${text.length > 60 ? `${text.slice(0, 59)}…` : text}`;
+    })
+    .join(" · ");
+}
+
 function query() {
   const q = formQuery(form);
   // datetime-local has no zone: it is the user's local time.
@@ -34,7 +48,7 @@ async function load(cursor = null) {
           { label: "When", cell: (e) => fmtTime(e.created_at) },
           { label: "Action", cell: (e) => h("span", { class: "tag" }, e.action) },
           { label: "Entity", cell: entity },
-          { label: "Detail", cell: (e) => h("code", { class: "clip detail" }, e.detail ? JSON.stringify(e.detail) : "") },
+          { label: "Detail", cell: (e) => h("span", { class: "detail", title: e.detail ? JSON.stringify(e.detail) : "" }, summary(e.detail)) },
         ],
         rows,
         { empty: "No audit entries match." },

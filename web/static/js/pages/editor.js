@@ -3,7 +3,7 @@
 // Every 422 problem is pinned to the node or edge its JSON pointer names.
 
 import { api, ApiError } from "../api.js";
-import { NODE_H, NODE_TYPES, NODE_W, drawGraph, edgePath, layeredLayout, pathMidpoint } from "../dag.js";
+import { NODE_H, NODE_TYPES, NODE_W, bounds, drawGraph, edgePath, icon, layeredLayout, pathMidpoint } from "../dag.js";
 import { Doc } from "../editor/model.js";
 import { defaultConfig } from "../editor/forms.js";
 import { renderInspector } from "../editor/inspector.js";
@@ -25,6 +25,7 @@ let selection = null; // {kind: "node", node} | {kind: "edge", edge} | null
 let dirty = false;
 let format = "dag"; // a Serverless Workflow document is edited as JSON only
 let rawDefinition = null;
+let scale = 1; // zoom: the drawing keeps its coordinates, the SVG is shown scaled
 
 // -- drawing --------------------------------------------------------------------------------
 
@@ -35,14 +36,17 @@ function positions() {
 function drawCanvas() {
   drawGraph(svg, doc.nodes, doc.edges, {
     positions: positions(),
+    bends: doc.bends,
     editable: true,
     selectedNode: selection?.kind === "node" ? selection.node.id : null,
     selectedEdge: selection?.kind === "edge" ? selection.edge : null,
     problemNodes: doc.problemCounts(),
     problemEdges: new Set(doc.problems.byEdge.keys()),
-    minWidth: wrap.clientWidth + 240,
-    minHeight: wrap.clientHeight + 160,
+    minWidth: wrap.clientWidth / scale + 240,
+    minHeight: wrap.clientHeight / scale + 160,
+    scale,
   });
+  $("[data-zoom-level]").textContent = `${Math.round(scale * 100)}%`;
   drawCallouts();
 }
 
@@ -64,8 +68,8 @@ function drawCallouts() {
 
 function callout(list, x, y, target) {
   const el = h("div", { class: "callout", "data-callout": target.kind }, list.map((p) => h("p", {}, p.message)));
-  el.style.left = `${Math.max(0, x)}px`;
-  el.style.top = `${y}px`;
+  el.style.left = `${Math.max(0, x) * scale}px`;
+  el.style.top = `${y * scale}px`;
   el.addEventListener("click", () => select(target));
   return el;
 }
@@ -139,16 +143,32 @@ function addNode(type) {
 }
 
 function autoLayout() {
-  const { positions: laid } = layeredLayout(doc.nodes, doc.edges);
+  const { positions: laid, bends } = layeredLayout(doc.nodes, doc.edges);
   for (const n of doc.nodes) n.position = { x: Math.round(laid[n.id].x), y: Math.round(laid[n.id].y) };
+  doc.bends = bends;
   changed();
+}
+
+function zoom(how) {
+  if (how === "initial") {
+    // Fit a big graph, but never below 60%: past that the labels are unreadable.
+    const b = bounds(positions());
+    scale = Math.max(0.6, Math.min(1, (wrap.clientWidth - 8) / b.width));
+  } else if (how === "in") scale = Math.min(2, scale * 1.25);
+  else if (how === "out") scale = Math.max(0.25, scale / 1.25);
+  else if (how === "reset") scale = 1;
+  else {
+    const b = bounds(positions());
+    scale = Math.max(0.25, Math.min(1, (wrap.clientWidth - 8) / b.width, (wrap.clientHeight - 8) / b.height));
+  }
+  drawCanvas();
 }
 
 // -- pointer: drag nodes, drag from a port to connect ------------------------------------------
 
 function svgPoint(event) {
   const box = svg.getBoundingClientRect();
-  return { x: event.clientX - box.left, y: event.clientY - box.top };
+  return { x: (event.clientX - box.left) / scale, y: (event.clientY - box.top) / scale };
 }
 
 svg.addEventListener("pointerdown", (event) => {
@@ -174,6 +194,7 @@ function dragNode(node, event) {
     const dx = p.x - start.x;
     const dy = p.y - start.y;
     if (!moved && Math.hypot(dx, dy) < 3) return;
+    if (!moved) doc.dropBends(node.id);
     moved = true;
     node.position = { x: Math.max(0, Math.round((origin.x + dx) / 4) * 4), y: Math.max(0, Math.round((origin.y + dy) / 4) * 4) };
     drawCanvas();
@@ -235,6 +256,7 @@ document.addEventListener("keydown", (event) => {
     const p = selection.node.position;
     const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[event.key];
     selection.node.position = { x: Math.max(0, p.x + d[0]), y: Math.max(0, p.y + d[1]) };
+    doc.dropBends(selection.node.id);
     changed();
   }
 });
@@ -377,6 +399,7 @@ async function load() {
     document.title = `Edit ${wf.name} · Canvasflow`;
     if (Array.isArray(wf.definition?.nodes)) {
       doc.load(wf.definition);
+      zoom("initial");
     } else {
       format = "serverless";
       rawDefinition = wf.definition;
@@ -397,7 +420,7 @@ function wire() {
       h(
         "button",
         { class: `palette-item type-${t.type}`, type: "button", "data-add": t.type, title: `Add a ${t.type} node` },
-        h("span", { class: "glyph", "aria-hidden": "true" }, t.glyph),
+        icon(t.type),
         t.label,
       ),
     ),
@@ -413,6 +436,10 @@ function wire() {
     else if (action === "json-apply") applyJson();
     else if (action === "validate") validate();
     else if (action === "save") save();
+  });
+  $(".zoom").addEventListener("click", (event) => {
+    const how = event.target.closest("[data-zoom]")?.dataset.zoom;
+    if (how) zoom(how);
   });
   for (const input of [nameInput, descriptionInput]) {
     input.addEventListener("input", () => {

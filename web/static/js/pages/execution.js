@@ -3,7 +3,7 @@
 // Refreshes every second while the execution is pending or running.
 
 import { api, ApiError } from "../api.js";
-import { dagOf, drawGraph, positionsFor } from "../dag.js";
+import { dagOf, drawGraph, fitScale, positionsFor } from "../dag.js";
 import {
   $,
   LIVE_STATUSES,
@@ -33,6 +33,7 @@ let timeline = [];
 let graph = null; // {nodes, edges, positions, bends}
 let selected = null;
 let poller = null;
+let workflowName = null;
 
 const stepOf = (id) => (execution ? execution.steps.find((st) => st.node_id === id) : undefined);
 
@@ -58,6 +59,12 @@ async function refresh() {
 }
 
 async function loadGraph() {
+  api(`/api/workflows/${execution.workflow_id}`)
+    .then((wf) => {
+      $("[data-workflow-link]").textContent = `${wf.name} v${execution.workflow_version}`;
+      workflowName = wf.name;
+    })
+    .catch(() => {});
   let definition = null;
   try {
     const v = await api(`/api/workflows/${execution.workflow_id}/versions/${execution.workflow_version}`);
@@ -78,7 +85,7 @@ function render() {
   mount($("[data-status]"), statusBadge(execution.status));
   const link = $("[data-workflow-link]");
   link.href = `/workflows/${execution.workflow_id}`;
-  link.textContent = `workflow ${execution.workflow_id.slice(0, 8)} v${execution.workflow_version}`;
+  link.textContent = `${workflowName || `workflow ${execution.workflow_id.slice(0, 8)}`} v${execution.workflow_version}`;
   mount(
     $("[data-subtitle]"),
     "created ",
@@ -125,6 +132,7 @@ function drawDag() {
     statusOf,
     takenEdge,
     selectedNode: selected,
+    scale: fitScale(graph.positions, box.clientWidth - 4),
     onSelect: (sel) => {
       selected = sel && sel.kind === "node" ? sel.id : null;
       drawDag();
@@ -173,7 +181,7 @@ function drawStep() {
 
 const TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 3e4, 6e4, 12e4, 3e5, 6e5, 18e5, 36e5];
 const ROW = 24;
-const LABEL_W = 190;
+const LABEL_W = 150;
 const AXIS_H = 24;
 
 function drawGantt() {
@@ -194,10 +202,8 @@ function drawGantt() {
   const chart = s("svg", { class: "gantt-chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Timeline of step attempts" });
   const axis = s("g", { class: "gantt-axis" });
   for (let t = 0; t <= span; t += step) {
-    axis.append(
-      s("line", { x1: x(t0 + t), x2: x(t0 + t), y1: AXIS_H - 4, y2: height }),
-      s("text", { x: x(t0 + t) + 3, y: 14 }, fmtDuration(t)),
-    );
+    axis.append(s("line", { x1: x(t0 + t), x2: x(t0 + t), y1: AXIS_H - 4, y2: height }));
+    if (x(t0 + t) + 50 < width) axis.append(s("text", { x: x(t0 + t) + 3, y: 14 }, fmtDuration(t)));
   }
   chart.append(axis);
   timeline.forEach((r, i) => {
@@ -205,6 +211,9 @@ function drawGantt() {
     const start = Date.parse(r.started_at);
     const end = r.finished_at ? Date.parse(r.finished_at) : now;
     const ms = r.duration_ms ?? (Number.isFinite(start) ? end - start : null);
+    // The duration goes right of its bar, else left of it, else inside it.
+    const where = x(end) + 60 < width ? "right" : x(start) - 60 > LABEL_W ? "left" : "inside";
+    const label = { right: [x(end) + 6, "start"], left: [x(start) - 6, "end"], inside: [x(end) - 6, "end"] }[where];
     const cls = `gantt-row${r.node_id === selected ? " selected" : ""}`;
     const row = s(
       "g",
@@ -226,7 +235,11 @@ function drawGantt() {
           },
           s("title", {}, `${r.node_id} attempt ${r.attempt ?? 0}: ${r.status}, ${fmtDuration(ms)}`),
         ),
-        s("text", { class: "gantt-duration", x: Math.min(x(end) + 6, width - 60), y: y + 16 }, fmtDuration(ms)),
+        s(
+          "text",
+          { class: `gantt-duration ${where}`, x: label[0], y: y + 16, "text-anchor": label[1] },
+          fmtDuration(ms),
+        ),
       );
     }
     chart.append(row);

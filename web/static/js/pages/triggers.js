@@ -62,7 +62,7 @@ function details(t) {
       h("div", { class: "small muted" }, "next ", fmtTime(t.next_fire_at), " · last ", fmtTime(t.last_fired_at)),
     ];
   }
-  return h("span", { class: "muted small" }, "started by API or CLI");
+  return h("span", { class: "muted small" }, c.input != null ? `input ${JSON.stringify(c.input).slice(0, 60)}` : "fired by hand (Run now) or POST …/fire");
 }
 
 async function setEnabled(t, enabled) {
@@ -79,6 +79,15 @@ async function setEnabled(t, enabled) {
     toast(`Could not change the trigger: ${err.message}`, "error");
   }
   load();
+}
+
+async function fire(t) {
+  try {
+    const started = await api(`/api/triggers/${t.id}/fire`, { method: "POST", body: {} });
+    location.assign(`/executions/${started.execution_id}`);
+  } catch (err) {
+    toast(`Could not start: ${err.message}`, "error");
+  }
 }
 
 async function remove(t) {
@@ -112,7 +121,14 @@ function render() {
             }, t.enabled ? "on" : "off"),
         },
         { label: "Created", cell: (t) => fmtTime(t.created_at) },
-        { label: "", class: "row-actions", cell: (t) => h("button", { class: "btn small danger", type: "button", onclick: () => remove(t) }, "Delete") },
+        {
+          label: "",
+          class: "row-actions",
+          cell: (t) => [
+            t.type === "manual" ? h("button", { class: "btn small", type: "button", disabled: !t.enabled, onclick: () => fire(t) }, "Run now") : null,
+            h("button", { class: "btn small danger", type: "button", onclick: () => remove(t) }, "Delete"),
+          ],
+        },
       ],
       rows,
       { empty: "No triggers yet: create one on the right." },
@@ -138,7 +154,7 @@ async function load(cursor = null) {
 
 function showTypeFields() {
   const type = form.elements.type.value;
-  for (const box of $$("[data-type-fields]", form)) box.hidden = box.dataset.typeFields !== type;
+  for (const box of $$("[data-type-fields]", form)) box.hidden = !box.dataset.typeFields.split(" ").includes(type);
 }
 
 async function create(event) {
@@ -152,6 +168,9 @@ async function create(event) {
     if (type === "cron") {
       config.cron = f.cron.value.trim();
       if (f.timezone.value.trim()) config.timezone = f.timezone.value.trim();
+      config.misfire = f.misfire.value;
+    }
+    if (type === "cron" || type === "manual") {
       const input = parseJsonField(f.input.value);
       if (input !== undefined) config.input = input;
     } else if (type === "webhook") {

@@ -1,7 +1,7 @@
 // One workflow: its graph, versions, compiled plan, recent executions and a Run form.
 
 import { api, optional } from "../api.js";
-import { dagOf, drawGraph, positionsFor } from "../dag.js";
+import { dagOf, drawGraph, fitScale, positionsFor } from "../dag.js";
 import {
   $,
   durationBetween,
@@ -59,7 +59,7 @@ function showDefinition(version, definition) {
   svg.setAttribute("class", "dag");
   mount(graph, svg);
   const { positions, bends } = positionsFor(dag.nodes, dag.edges);
-  drawGraph(svg, dag.nodes, dag.edges, { positions, bends });
+  drawGraph(svg, dag.nodes, dag.edges, { positions, bends, scale: fitScale(positions, graph.clientWidth - 4) });
 }
 
 async function versions() {
