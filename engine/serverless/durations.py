@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["to_seconds"]
+from .dataflow import expression
+from .errors import WorkflowError
+
+__all__ = ["resolve_duration", "to_seconds"]
 
 _ISO = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
@@ -54,3 +58,13 @@ def to_seconds(value: Any) -> float:
             total += float(amount) * _UNITS[key.lower()]
         return total
     raise ValueError(f"not a duration: {value!r}")
+
+
+def resolve_duration(value: Any, data: Any, variables: Mapping[str, Any], pointer: str) -> float:
+    """A duration field (maybe a ``${ }`` expression) in seconds; configuration error if bad."""
+    if isinstance(value, str) and "${" in value:
+        value = expression(value, data, variables, pointer)
+    try:
+        return to_seconds(value)
+    except ValueError as exc:
+        raise WorkflowError.standard("configuration", str(exc), instance=pointer) from exc

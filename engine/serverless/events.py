@@ -17,7 +17,9 @@ from ..expressions import is_expression_string
 from .dataflow import expression, truthy
 from .errors import WorkflowError
 
-__all__ = ["Correlation", "build_event", "filter_matches"]
+__all__ = ["Correlation", "build_event", "consume", "filter_matches"]
+
+POLL_SECONDS = 0.25
 
 REQUIRED = ("id", "source", "type", "specversion")
 
@@ -114,4 +116,101 @@ def filter_matches(
             value, event[name], variables, f"{pointer}/with/{name}"
         ):
             return False
+    return True
+
+
+def consume(
+    runner: Any,
+    to: Mapping[str, Any],
+    data: Any,
+    variables: Mapping[str, Any],
+    pointer: str,
+    scope: Any,
+) -> list[dict[str, Any]]:
+    """Wait until the consumption strategy is satisfied; the consumed events, in order."""
+    where = f"{pointer}/listen/to"
+    if "one" in to:
+        mode, filters = "all", [to["one"]]
+    elif "all" in to:
+        mode, filters = "all", list(to["all"] or [])
+    else:
+        mode, filters = "any", list(to.get("any") or [])
+    until = to.get("until")
+    correlation = Correlation()
+    slots: list[dict[str, Any] | None] = [None] * len(filters)
+    consumed: list[dict[str, Any]] = []
+    until_consumed: list[dict[str, Any]] = []
+    cursor = runner.host.listen_cursor(pointer)
+    while True:
+        runner.checkpoint(scope)
+        events, cursor = runner.host.events(cursor)
+        for event in events:
+            if isinstance(until, dict) and _until(
+                until, event, data, variables, where, until_consumed
+            ):
+                return consumed
+            matched = _match(filters, slots, mode, event, correlation, data, variables, where)
+            if matched:
+                consumed.append(event)
+                if mode == "all" and all(slot is not None for slot in slots):
+                    return consumed
+                if mode == "any":
+                    if until is None:
+                        return consumed
+                    if isinstance(until, str) and truthy(
+                        expression(until, consumed, variables, f"{where}/until")
+                    ):
+                        return consumed
+        runner.sleep(POLL_SECONDS, scope)
+
+
+def _match(
+    filters: list[Any],
+    slots: list[dict[str, Any] | None],
+    mode: str,
+    event: dict[str, Any],
+    correlation: Correlation,
+    data: Any,
+    variables: Mapping[str, Any],
+    where: str,
+) -> bool:
+    if mode == "any" and not filters:
+        return True
+    for i, event_filter in enumerate(filters):
+        if mode == "all" and slots[i] is not None:
+            continue
+        if not filter_matches(event_filter, event, variables, f"{where}/{i}"):
+            continue
+        fixed = correlation.check(
+            (event_filter or {}).get("correlate"), event, data, variables, f"{where}/{i}"
+        )
+        if fixed is None:
+            continue
+        correlation.expected.update(fixed)
+        slots[i] = event
+        return True
+    return False
+
+
+def _until(
+    strategy: Mapping[str, Any],
+    event: dict[str, Any],
+    data: Any,
+    variables: Mapping[str, Any],
+    where: str,
+    seen: list[dict[str, Any]],
+) -> bool:
+    """Feed ``event`` to an ``until`` strategy; True once it is satisfied."""
+    filters = (
+        [strategy["one"]]
+        if "one" in strategy
+        else list(strategy.get("all") or strategy.get("any") or [])
+    )
+    if not any(filter_matches(f, event, variables, f"{where}/until") for f in filters) and filters:
+        return False
+    seen.append(event)
+    if "all" in strategy:
+        return all(
+            any(filter_matches(f, e, variables, f"{where}/until") for e in seen) for f in filters
+        )
     return True

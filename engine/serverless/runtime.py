@@ -12,7 +12,6 @@ A task runs as the spec's data flow says: ``if`` on the raw input, input schema,
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -23,9 +22,10 @@ from typing import Any, Protocol
 
 from . import calls
 from .dataflow import expression, template, truthy, validate_schema
-from .durations import to_seconds
+from .durations import resolve_duration, to_seconds
 from .errors import Cancelled, WorkflowError
-from .events import Correlation, build_event, filter_matches
+from .events import build_event, consume
+from .retry import catches, retry_delay
 
 __all__ = ["Host", "Outcome", "Runner", "Scope", "datetime_descriptor", "task_entries", "task_kind"]
 
@@ -46,7 +46,6 @@ KINDS = (
 UNSUPPORTED_CALLS = {"grpc": "gRPC", "asyncapi": "AsyncAPI", "mcp": "MCP", "a2a": "A2A"}
 DEFAULT_HTTP_TIMEOUT = 60.0
 SLEEP_SLICE = 0.5
-POLL_SECONDS = 0.25
 
 
 class Host(Protocol):
@@ -408,14 +407,6 @@ class Runner:
             return scope
         return replace(scope, deadline=deadline, deadline_owner=pointer)
 
-    def _duration(self, value: Any, data: Any, variables: Mapping[str, Any], pointer: str) -> float:
-        if isinstance(value, str) and "${" in value:
-            value = expression(value, data, variables, pointer)
-        try:
-            return to_seconds(value)
-        except ValueError as exc:
-            raise WorkflowError.standard("configuration", str(exc), instance=pointer) from exc
-
     # ------------------------------------------------------------------ task kinds
 
     def _body(
@@ -610,12 +601,10 @@ class Runner:
                 variables = self._variables(
                     scope, descriptor, input=data, **{alias: error.to_dict()}
                 )
-                if not self._catches(catch, error, data, variables, pointer):
+                if not catches(catch, error, data, variables, pointer):
                     raise
                 delay = (
-                    self._retry_delay(
-                        policy, retries, now - first_failure, data, variables, pointer
-                    )
+                    retry_delay(policy, retries, now - first_failure, data, variables, pointer)
                     if isinstance(policy, dict)
                     else None
                 )
@@ -628,73 +617,6 @@ class Runner:
                     outcome = self.run_list(catch["do"], f"{pointer}/catch/do", data, inner)
                     return outcome.output, "end" if outcome.end else None
                 return data, None
-
-    def _catches(
-        self,
-        catch: Mapping[str, Any],
-        error: WorkflowError,
-        data: Any,
-        variables: Mapping[str, Any],
-        pointer: str,
-    ) -> bool:
-        errors = catch.get("errors") or {}
-        if not error.matches(errors.get("with") if isinstance(errors, dict) else None):
-            return False
-        if "when" in catch and not truthy(
-            expression(catch["when"], data, variables, f"{pointer}/catch/when")
-        ):
-            return False
-        return not (
-            "exceptWhen" in catch
-            and truthy(
-                expression(catch["exceptWhen"], data, variables, f"{pointer}/catch/exceptWhen")
-            )
-        )
-
-    def _retry_delay(
-        self,
-        policy: Mapping[str, Any],
-        retries: int,
-        elapsed: float,
-        data: Any,
-        variables: Mapping[str, Any],
-        pointer: str,
-    ) -> float | None:
-        """Seconds to wait before retry ``retries + 1``, or None when the policy says stop."""
-        where = f"{pointer}/catch/retry"
-        if "when" in policy and not truthy(
-            expression(policy["when"], data, variables, f"{where}/when")
-        ):
-            return None
-        if "exceptWhen" in policy and truthy(
-            expression(policy["exceptWhen"], data, variables, f"{where}/exceptWhen")
-        ):
-            return None
-        limit = policy.get("limit") or {}
-        attempt = limit.get("attempt") or {}
-        if "count" in attempt and retries >= int(attempt["count"]):
-            return None
-        for cap in (limit.get("duration"), attempt.get("duration")):
-            if cap is not None and elapsed >= self._duration(
-                cap, data, variables, f"{where}/limit"
-            ):
-                return None
-        delay = (
-            self._duration(policy["delay"], data, variables, f"{where}/delay")
-            if "delay" in policy
-            else 0.0
-        )
-        backoff = policy.get("backoff") or {}
-        if "exponential" in backoff:
-            delay *= 2**retries
-        elif "linear" in backoff:
-            delay *= retries + 1
-        jitter = policy.get("jitter")
-        if isinstance(jitter, dict):
-            low = self._duration(jitter.get("from", 0), data, variables, f"{where}/jitter/from")
-            high = self._duration(jitter.get("to", 0), data, variables, f"{where}/jitter/to")
-            delay += random.uniform(min(low, high), max(low, high))
-        return delay
 
     def _task_raise(
         self,
@@ -734,7 +656,7 @@ class Runner:
         scope: Scope,
         descriptor: dict[str, Any],
     ) -> tuple[Any, str | None]:
-        seconds = self._duration(
+        seconds = resolve_duration(
             task["wait"], data, self._variables(scope, descriptor, input=data), f"{pointer}/wait"
         )
         if self.max_wait_seconds is not None and seconds > self.max_wait_seconds:
@@ -777,7 +699,7 @@ class Runner:
     ) -> tuple[Any, str | None]:
         spec = task["listen"]
         variables = self._variables(scope, descriptor, input=data)
-        consumed = self._consume(spec.get("to") or {}, data, variables, pointer, scope)
+        consumed = consume(self, spec.get("to") or {}, data, variables, pointer, scope)
         read = spec.get("read") or "data"
         events = [event if read == "envelope" else event.get("data") for event in consumed]
         foreach = task.get("foreach") or spec.get("foreach")
@@ -798,108 +720,6 @@ class Runner:
                 )
             outputs.append(current)
         return outputs, None
-
-    def _consume(
-        self,
-        to: Mapping[str, Any],
-        data: Any,
-        variables: Mapping[str, Any],
-        pointer: str,
-        scope: Scope,
-    ) -> list[dict[str, Any]]:
-        """Wait until the consumption strategy is satisfied; the consumed events, in order."""
-        where = f"{pointer}/listen/to"
-        if "one" in to:
-            mode, filters = "all", [to["one"]]
-        elif "all" in to:
-            mode, filters = "all", list(to["all"] or [])
-        else:
-            mode, filters = "any", list(to.get("any") or [])
-        until = to.get("until")
-        correlation = Correlation()
-        slots: list[dict[str, Any] | None] = [None] * len(filters)
-        consumed: list[dict[str, Any]] = []
-        until_consumed: list[dict[str, Any]] = []
-        cursor = self.host.listen_cursor(pointer)
-        while True:
-            self.checkpoint(scope)
-            events, cursor = self.host.events(cursor)
-            for event in events:
-                if isinstance(until, dict) and self._consume_one(
-                    until, event, data, variables, where, until_consumed
-                ):
-                    return consumed
-                matched = self._match(
-                    filters, slots, mode, event, correlation, data, variables, where
-                )
-                if matched:
-                    consumed.append(event)
-                    if mode == "all" and all(slot is not None for slot in slots):
-                        return consumed
-                    if mode == "any":
-                        if until is None:
-                            return consumed
-                        if isinstance(until, str) and truthy(
-                            expression(until, consumed, variables, f"{where}/until")
-                        ):
-                            return consumed
-            self.sleep(POLL_SECONDS, scope)
-
-    def _match(
-        self,
-        filters: list[Any],
-        slots: list[dict[str, Any] | None],
-        mode: str,
-        event: dict[str, Any],
-        correlation: Correlation,
-        data: Any,
-        variables: Mapping[str, Any],
-        where: str,
-    ) -> bool:
-        if mode == "any" and not filters:
-            return True
-        for i, event_filter in enumerate(filters):
-            if mode == "all" and slots[i] is not None:
-                continue
-            if not filter_matches(event_filter, event, variables, f"{where}/{i}"):
-                continue
-            fixed = correlation.check(
-                (event_filter or {}).get("correlate"), event, data, variables, f"{where}/{i}"
-            )
-            if fixed is None:
-                continue
-            correlation.expected.update(fixed)
-            slots[i] = event
-            return True
-        return False
-
-    def _consume_one(
-        self,
-        strategy: Mapping[str, Any],
-        event: dict[str, Any],
-        data: Any,
-        variables: Mapping[str, Any],
-        where: str,
-        seen: list[dict[str, Any]],
-    ) -> bool:
-        """Feed ``event`` to an ``until`` strategy; True once it is satisfied."""
-        filters = (
-            [strategy["one"]]
-            if "one" in strategy
-            else list(strategy.get("all") or strategy.get("any") or [])
-        )
-        if (
-            not any(filter_matches(f, event, variables, f"{where}/until") for f in filters)
-            and filters
-        ):
-            return False
-        seen.append(event)
-        if "all" in strategy:
-            return all(
-                any(filter_matches(f, e, variables, f"{where}/until") for e in seen)
-                for f in filters
-            )
-        return True
 
     def _task_call(
         self,
