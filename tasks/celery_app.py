@@ -11,7 +11,7 @@ from settings import Settings
 
 from . import runtime
 
-celery_app = Celery("canvasflow", include=["tasks.node"])
+celery_app = Celery("canvasflow", include=["tasks.node", "tasks.heartbeat"])
 app = celery_app  # `celery -A tasks.celery_app` looks for `app` or `celery`
 
 

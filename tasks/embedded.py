@@ -12,6 +12,7 @@ from typing import Any
 
 from settings import Settings
 
+from . import heartbeat
 from .celery_app import configure
 from .ticker import Ticker
 
@@ -28,6 +29,7 @@ class EmbeddedEngine:
         self.app = configure(settings)
         self.worker: Any = None
         self.ticker = Ticker(settings, self.app)
+        heartbeat.install(self.ticker)  # re-queue the steps of workers that stopped beating
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -47,6 +49,7 @@ class EmbeddedEngine:
         t = threading.Thread(target=self.worker.start, name="canvasflow-worker", daemon=True)
         t.start()
         self._threads.append(t)
+        self._threads.append(heartbeat.start_embedded(self))  # this worker's liveness row
         ticker = threading.Thread(target=self.ticker.run_forever, args=(self._stop,), name="canvasflow-ticker",
                                   daemon=True)
         ticker.start()

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.beat import Scheduler
 
-from . import runtime
+from . import heartbeat, runtime
 from .ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ class CanvasflowScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ticker = Ticker(runtime.settings(), self.app)
+        heartbeat.install(self.ticker)  # re-queue the steps of workers that stopped beating
         try:
             from .cron import install as install_cron
         except ImportError:  # cron triggers not installed in this build

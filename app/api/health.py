@@ -37,11 +37,20 @@ class HealthChecks(BaseModel):
     result_backend: str
 
 
+class WorkerOut(BaseModel):
+    """A worker process and whether it heartbeated within the timeout."""
+
+    name: str
+    last_seen: str
+    alive: bool
+
+
 class Health(BaseModel):
     """``status`` is ``ok`` or ``unavailable``; each check is ``ok...`` or ``unavailable: ...``."""
 
     status: str
     checks: HealthChecks
+    workers: list[WorkerOut] = []
 
 
 def check_database(settings: Settings) -> str:
@@ -113,6 +122,20 @@ def run_checks(settings: Settings) -> dict[str, str]:
     return results
 
 
+def live_workers() -> list[dict[str, object]]:
+    """Workers from their heartbeat rows: ``{name, last_seen, alive}`` (none if the DB is down)."""
+    try:
+        from tasks.heartbeat import workers
+
+        return [
+            {"name": w["name"], "last_seen": w["last_seen"], "alive": w["alive"]}
+            for w in workers(get_settings())
+        ]
+    except Exception:  # the database check already reports why
+        log.debug("could not read worker heartbeats", exc_info=True)
+        return []
+
+
 @bp.get("/api/health")
 @spec.validate(
     resp=responses(HTTP_200=Health, HTTP_503=(Health, "a dependency is down")),
@@ -124,7 +147,13 @@ def health():
     """Health of the database, broker and result backend."""
     checks = run_checks(get_settings())
     up = all(value.startswith("ok") for value in checks.values())
-    response = jsonify({"status": "ok" if up else "unavailable", "checks": checks})
+    response = jsonify(
+        {
+            "status": "ok" if up else "unavailable",
+            "checks": checks,
+            "workers": live_workers() if checks["database"].startswith("ok") else [],
+        }
+    )
     response.status_code = 200 if up else 503
     response.headers["Cache-Control"] = "no-store"
     return response
