@@ -303,3 +303,84 @@ def test_every_page_renders_without_script_errors(live: Live, driver: Any) -> No
     ]:
         driver.get(live.url + path)
         wait_for(lambda ready=ready: css(driver, ready), what=f"{path} content")
+
+
+def test_dead_letter_can_be_inspected_and_replayed(live: Live, driver: Any) -> None:
+    workflow = live.api(
+        "POST",
+        "/api/workflows",
+        {
+            "name": "doomed",
+            "definition": {
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {
+                        "id": "call",
+                        "type": "action",
+                        "config": {
+                            "method": "GET",
+                            "url": "http://127.0.0.1:1/",
+                            "timeout_seconds": 2,
+                        },
+                        "retry": {"max_attempts": 1},
+                    },
+                    {"id": "end", "type": "end"},
+                ],
+                "edges": [
+                    {"source": "start", "target": "call"},
+                    {"source": "call", "target": "end"},
+                ],
+            },
+        },
+    )
+    execution = live.api("POST", "/api/executions", {"workflow_id": workflow["id"]})
+    driver.get(f"{live.url}/executions/{execution['id']}")
+    wait_for(lambda: css(driver, "[data-status] .badge").text == "failed", what="failed")
+    assert not css(driver, "[data-action=retry]").get_attribute("hidden")
+    assert (
+        css(driver, f"[data-graph] {node(driver, 'call')}").get_attribute("data-status") == "failed"
+    )
+
+    driver.get(f"{live.url}/dead-letters?execution_id={execution['id']}")
+    click(driver, "[data-list] tbody tr button.link")
+    wait_for(lambda: "connection" in css(driver, "[data-detail]").text, what="the error")
+    assert "canvasflow.run_node" in css(driver, "[data-detail]").text  # the Celery message
+    click(driver, "[data-detail] .btn.primary")
+    wait_for(lambda: "Replay queued" in css(driver, "[data-detail]").text, what="replayed")
+    wait_for(lambda: "replayed" in css(driver, "[data-list]").text, what="listed as replayed")
+
+
+def test_create_toggle_and_delete_a_webhook_trigger(live: Live, driver: Any) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    workflow = live.api(
+        "POST", "/api/workflows", {"name": "hooked", "definition": {
+            "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+            "edges": [{"source": "start", "target": "end"}],
+        }},
+    )  # fmt: skip
+    driver.get(f"{live.url}/triggers")
+    wait_for(lambda: css(driver, f"[data-workflow-select] option[value='{workflow['id']}']"))
+    Select(css(driver, "[data-workflow-select]")).select_by_value(workflow["id"])
+    click(driver, "[data-create-form] input[value=webhook]")
+    assert css(driver, "[data-type-fields=webhook]").is_displayed()
+    click(driver, "[data-create-form] button[type=submit]")
+    url_field = wait_for(lambda: css(driver, "[data-created] .copy-field"), what="webhook url")
+    url = url_field.get_attribute("value")
+    assert url.startswith(f"{live.url}/api/webhooks/")
+    started = requests.post(url, json={"hello": "world"}, timeout=10)
+    assert started.status_code == 202
+
+    trigger_id = url.rsplit("/", 1)[1]
+    switch = f"[aria-label='Disable trigger {trigger_id}']"
+    click(driver, switch)
+    wait_for(lambda: css(driver, f"[aria-label='Enable trigger {trigger_id}']"), what="disabled")
+    assert live.api("GET", f"/api/triggers/{trigger_id}")["enabled"] is False
+    row = css(driver, f"[aria-label='Enable trigger {trigger_id}']").find_element(
+        "xpath", "./ancestor::tr"
+    )
+    row.find_element("css selector", ".btn.danger").click()
+    driver.switch_to.alert.accept()
+    wait_for(
+        lambda: not all_css(driver, f"[aria-label='Enable trigger {trigger_id}']"), what="gone"
+    )

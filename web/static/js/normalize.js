@@ -29,6 +29,9 @@ export function queuesOf(data) {
     unacked: firstNum(q, "unacked", "messages_unacknowledged"),
     dead: firstNum(q, "dead", "dead_lettered", "dead_letters", "dlq"),
     consumers: firstNum(q, "consumers", "consumer_count"),
+    deadQueue: q.dead_letter_queue ?? null,
+    deadRows: firstNum(q, "dead_letter_rows"),
+    source: q.source && typeof q.source === "object" ? q.source : null,
   }));
 }
 

@@ -26,7 +26,7 @@ if (initShell()) {
   let names = new Map();
   poll(async () => {
     if (!names.size) names = await workflowNames();
-    await Promise.all([counts(), recent(names), queues(), heartbeats(), health()]);
+    await Promise.all([counts(), recent(names), queues(), heartbeats(), health(), deadLetters()]);
   }, 5000);
 }
 
@@ -185,5 +185,17 @@ async function health() {
     );
   } catch (err) {
     mount(box, errorBox(err));
+  }
+}
+
+async function deadLetters() {
+  const box = $("[data-dead-count]");
+  try {
+    const page = await optional("/api/dead-letters", { query: { status: "dead", limit: 100 } });
+    if (!page) return mount(box, "(not available)");
+    const n = page.items.length;
+    mount(box, n ? h("span", { class: "error-text" }, `${n}${page.next_cursor ? "+" : ""} waiting`) : "none waiting");
+  } catch {
+    mount(box);
   }
 }

@@ -25,6 +25,7 @@ const more = $("[data-more]");
 const detail = $("[data-detail]");
 let rows = [];
 let current = null;
+const names = new Map();
 
 function errorText(err) {
   if (!err) return "";
@@ -37,14 +38,22 @@ function render() {
     table(
       [
         { label: "Dead since", cell: (d) => fmtTime(d.created_at) },
-        { label: "Execution", cell: (d) => idLink(`/executions/${d.execution_id}`, d.execution_id) },
-        { label: "Node", cell: (d) => h("code", {}, d.node_id) },
-        { label: "Error", cell: (d) => h("span", { class: "clip error-text" }, errorText(d.error)) },
+        {
+          label: "Execution",
+          cell: (d) => [
+            idLink(`/executions/${d.execution_id}`, d.execution_id),
+            d.workflow_id ? h("div", { class: "small" }, h("a", { class: "muted", href: `/workflows/${d.workflow_id}` }, names.get(d.workflow_id) || d.workflow_id.slice(0, 8))) : null,
+          ],
+        },
+        {
+          label: "Node",
+          cell: (d) => h("button", { class: "link", type: "button", title: "Inspect", onclick: () => inspect(d.id) }, h("code", {}, d.node_id)),
+        },
+        { label: "Error", cell: (d) => h("span", { class: "clip narrow error-text", title: errorText(d.error) }, errorText(d.error)) },
         { label: "Status", cell: (d) => h("span", { class: `badge dl-${d.status || "dead"}` }, d.status || "dead") },
-        { label: "", class: "row-actions", cell: (d) => h("button", { class: "btn small", type: "button", onclick: () => inspect(d.id) }, "Inspect") },
       ],
       rows,
-      { empty: "No dead letters: every failed step is retried or replayed.", rowAttrs: (d) => ({ class: current === d.id ? "selected" : "" }) },
+      { empty: "No dead letters: every failed step is retried or replayed.", rowAttrs: (d) => ({ class: `clickable${current === d.id ? " selected" : ""}`, onclick: (e) => e.target.closest("a, button") || inspect(d.id) }) },
     ),
   );
 }
@@ -82,7 +91,7 @@ async function inspect(id) {
       h(
         "div",
         { class: "actions" },
-        h("button", { class: "btn primary", type: "button", onclick: () => replay(d) }, "Replay"),
+        h("button", { class: "btn primary", type: "button", disabled: d.status === "replayed", title: d.status === "replayed" ? "Already replayed" : "Re-run this step and resume its execution", onclick: () => replay(d) }, "Replay"),
         h("button", { class: "btn danger", type: "button", onclick: () => discard(d) }, "Discard"),
       ),
       h("h3", {}, "Error"),
@@ -100,7 +109,8 @@ async function replay(d) {
     const result = await api(`/api/dead-letters/${d.id}/replay`, { method: "POST" });
     const executionId = result?.execution_id || d.execution_id;
     toast("Replayed: the step runs again and its execution resumes.", "success");
-    mount(detail, h("div", { class: "alert success" }, "Replay queued. ", h("a", { href: `/executions/${executionId}` }, "Watch the execution")));
+    const resumed = result?.resumed_nodes?.length ? ` Resumed: ${result.resumed_nodes.join(", ")}.` : "";
+    mount(detail, h("div", { class: "alert success" }, `Replay queued.${resumed} `, h("a", { href: `/executions/${executionId}` }, "Watch the execution")));
   } catch (err) {
     toast(`Replay failed: ${err.message}`, "error");
   }
@@ -120,7 +130,21 @@ async function discard(d) {
   load();
 }
 
-if (initShell()) {
+async function workflows() {
+  try {
+    const page = await api("/api/workflows", { query: { limit: 200 } });
+    const select = $("[data-workflow-select]");
+    for (const w of page.items) {
+      names.set(w.id, w.name);
+      select.append(h("option", { value: w.id }, w.name));
+    }
+  } catch {
+    /* names are a nicety */
+  }
+}
+
+async function main() {
+  await workflows();
   syncFormWithQuery(form);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -129,3 +153,5 @@ if (initShell()) {
   });
   load();
 }
+
+if (initShell()) main();

@@ -90,7 +90,9 @@ function drawProblems() {
         ? p.target.kind === "node"
           ? `node ${p.target.node.id}`
           : `edge ${p.target.edge.source} → ${p.target.edge.target}`
-        : p.pointer || "workflow";
+        : /^\/(name|description)$/.test(p.pointer || "")
+          ? p.pointer.slice(1)
+          : "workflow";
       return h(
         "li",
         {},

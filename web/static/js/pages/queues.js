@@ -30,13 +30,20 @@ async function refresh() {
           { label: "Unacked", cell: cell("unacked", "unacked") },
           { label: "Dead-lettered", cell: cell("dead", "dead") },
           { label: "Consumers", cell: (q) => (q.consumers === null ? "—" : String(q.consumers)), class: "num" },
+          { label: "Dead-letter queue", cell: (q) => (q.deadQueue ? h("code", {}, q.deadQueue) : h("span", { class: "muted" }, q.deadRows === null ? "—" : `${q.deadRows} row${q.deadRows === 1 ? "" : "s"} (no broker queue)`)) },
+          {
+            label: "Counted by",
+            cell: (q) =>
+              q.source ? h("span", { class: "small muted" }, Object.entries(q.source).map(([k, v]) => `${k.replace("_", " ")}: ${v === "database" ? "db" : v.replace("_", " ")}`).join(" · ")) : "",
+          },
         ],
         rows,
         { empty: "The broker reports no queues." },
       ),
       h("details", { class: "raw" }, h("summary", {}, "Raw response"), h("pre", { class: "json" }, prettyJson(data))),
     );
-    $("[data-updated]").textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
+    const broker = data.broker ? `${data.broker} broker · ` : "";
+    $("[data-updated]").textContent = `${broker}updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
   } catch (err) {
     mount(box, errorBox(err));
   }
