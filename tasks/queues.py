@@ -125,8 +125,8 @@ def management_unacked(settings: Settings, names: list[str]) -> dict[str, int] |
     if time.monotonic() < _management_down.get(base, 0.0):
         return None
     parts = url_to_parts(settings.broker_url)
-    auth = (parts.userid or "guest", parts.password or "guest")
-    vhost = parts.virtual_host or "/"
+    auth = (parts.username or "guest", parts.password or "guest")
+    vhost = parts.path or "/"
     out: dict[str, int] = {}
     try:
         for name in names:

@@ -148,19 +148,11 @@ def list_dead_letters():
         stmt = stmt.where(DeadLetter.status == status)
     session = get_session()
     page = paginate(session, stmt, DeadLetter, limit, cursor, lambda row: row)
-    workflows = (
-        dict(
-            session.execute(
-                select(Execution.id, Execution.workflow_id).where(
-                    Execution.id.in_({row.execution_id for row in page["items"]})
-                )
-            )
-            .tuples()
-            .all()
-        )
-        if page["items"]
-        else {}
-    )
+    executions = {row.execution_id for row in page["items"]}
+    workflows: dict[str, str] = {}
+    if executions:
+        stmt = select(Execution.id, Execution.workflow_id).where(Execution.id.in_(executions))
+        workflows = {eid: wid for eid, wid in session.execute(stmt)}
     page["items"] = [serialize(row, workflows.get(row.execution_id)) for row in page["items"]]
     return jsonify(page)
 

@@ -163,7 +163,7 @@ def executions_by_status(session: Any, user_id: str | None) -> dict[str, int]:
     if user_id is not None:
         stmt = stmt.where(Execution.user_id == user_id)
     counts = {s.value: 0 for s in ExecutionStatus}
-    counts.update({status: int(n) for status, n in session.execute(stmt).tuples()})
+    counts.update({status: int(n) for status, n in session.execute(stmt).all()})
     return counts
 
 
@@ -189,7 +189,7 @@ def step_latencies(session: Any, user_id: str | None, now: datetime) -> dict[str
             Execution.user_id == user_id
         )
     out: dict[str, list[float]] = {}
-    for node_type, started, finished in session.execute(stmt).tuples():
+    for node_type, started, finished in session.execute(stmt).all():
         ms = max(0.0, (finished - started).total_seconds() * 1000)
         out.setdefault(node_type, []).append(ms)
     for values in out.values():
@@ -309,7 +309,7 @@ def prometheus_text() -> bytes:
     S = StepExecution
     rows = session.execute(
         select(S.status, func.count()).where(S.status.in_(FINISHED)).group_by(S.status)
-    ).tuples()
+    ).all()
     counts = {status: 0 for status in FINISHED} | {status: int(n) for status, n in rows}
     for status, count in counts.items():
         finished.add_metric([status], count)
@@ -317,7 +317,7 @@ def prometheus_text() -> bytes:
     dead = GaugeMetricFamily("canvasflow_dead_letters", "Dead-letter rows", labels=["status"])
     rows = session.execute(
         select(DeadLetter.status, func.count()).group_by(DeadLetter.status)
-    ).tuples()
+    ).all()
     dead_counts = {"dead": 0, "replayed": 0} | {status: int(n) for status, n in rows}
     for status, count in dead_counts.items():
         dead.add_metric([status], count)
