@@ -358,3 +358,22 @@ export function dagOf(definition) {
   const edges = Array.isArray(definition.edges) ? definition.edges.filter((e) => e && e.source && e.target) : [];
   return { nodes, edges };
 }
+
+const SW_KINDS = ["call", "set", "wait", "switch", "fork", "for", "try", "emit", "listen", "raise", "run", "do"];
+
+/**
+ * The top-level tasks of a Serverless Workflow document as a chain start -> tasks -> end.
+ * Node ids are the tasks' JSON pointers (`/do/0/greet`), as the engine names their steps.
+ */
+export function serverlessChain(definition) {
+  if (!definition || !Array.isArray(definition.do)) return null;
+  const nodes = [{ id: "start", type: "start" }];
+  definition.do.forEach((item, i) => {
+    const [name, task] = Object.entries(item || {})[0] || [`task${i}`, {}];
+    const kind = SW_KINDS.find((k) => task && typeof task === "object" && k in task) || "task";
+    nodes.push({ id: `/do/${i}/${name}`, type: kind, label: name });
+  });
+  nodes.push({ id: "end", type: "end" });
+  const edges = nodes.slice(1).map((n, i) => ({ source: nodes[i].id, target: n.id }));
+  return { nodes, edges };
+}

@@ -266,7 +266,20 @@ document.addEventListener("keydown", (event) => {
 // -- JSON mode --------------------------------------------------------------------------------
 
 function currentDefinition() {
-  return format === "dag" ? doc.toDefinition() : rawDefinition;
+  if (format === "dag") return doc.toDefinition();
+  // A Serverless Workflow document is edited as text: what is in the box is what is sent.
+  const text = $("[data-json-text]").value;
+  return text.trim() ? JSON.parse(text) : rawDefinition;
+}
+
+/** The definition to send, or null after telling the user why there is none. */
+function definitionToSend() {
+  try {
+    return currentDefinition();
+  } catch (err) {
+    setStatus(h("span", { class: "error-text" }, `The definition is not valid JSON: ${err.message}`));
+    return null;
+  }
 }
 
 function toggleJson(open) {
@@ -319,11 +332,13 @@ function showProblems(err, sent) {
 
 async function validate() {
   const sent = sentSnapshot();
+  const definition = definitionToSend();
+  if (!definition) return;
   setStatus("Validating…");
   try {
     // A blank name is always refused, so this request can never create anything, and
     // the API reports every definition problem alongside it (one 422, all problems).
-    const created = await api("/api/workflows", { method: "POST", body: { name: "", definition: currentDefinition() } });
+    const created = await api("/api/workflows", { method: "POST", body: { name: "", definition } });
     if (created?.id) await api(`/api/workflows/${created.id}`, { method: "DELETE" });
     doc.clearProblems();
   } catch (err) {
@@ -348,7 +363,9 @@ async function save() {
     return;
   }
   const sent = sentSnapshot();
-  const body = { name, description: descriptionInput.value.trim() || null, definition: currentDefinition() };
+  const definition = definitionToSend();
+  if (!definition) return;
+  const body = { name, description: descriptionInput.value.trim() || null, definition };
   setStatus("Saving…");
   try {
     const saved = workflowId

@@ -3,7 +3,7 @@
 // Refreshes every second while the execution is pending or running.
 
 import { api, ApiError } from "../api.js";
-import { dagOf, drawGraph, fitScale, positionsFor } from "../dag.js";
+import { dagOf, drawGraph, fitScale, positionsFor, serverlessChain } from "../dag.js";
 import {
   $,
   LIVE_STATUSES,
@@ -72,10 +72,12 @@ async function loadGraph() {
   } catch {
     // The workflow was deleted: draw the steps we know, without edges.
   }
-  const dag = dagOf(definition) || {
-    nodes: execution.steps.map((st) => ({ id: st.node_id, type: st.node_type })),
-    edges: [],
-  };
+  const dag = dagOf(definition) || serverlessChain(definition) || { nodes: [], edges: [] };
+  // Steps the drawing does not know (nested Serverless tasks, a deleted workflow) join it unlinked.
+  const known = new Set(dag.nodes.map((n) => n.id));
+  for (const st of execution.steps) {
+    if (!known.has(st.node_id)) dag.nodes.push({ id: st.node_id, type: st.node_type });
+  }
   return { ...dag, ...positionsFor(dag.nodes, dag.edges) };
 }
 

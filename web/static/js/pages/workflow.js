@@ -1,7 +1,7 @@
 // One workflow: its graph, versions, compiled plan, recent executions and a Run form.
 
 import { api, optional } from "../api.js";
-import { dagOf, drawGraph, fitScale, positionsFor } from "../dag.js";
+import { dagOf, drawGraph, fitScale, positionsFor, serverlessChain } from "../dag.js";
 import {
   $,
   durationBetween,
@@ -50,9 +50,9 @@ function showDefinition(version, definition) {
   $("[data-definition-version]").textContent = `v${version}`;
   $("[data-definition]").textContent = prettyJson(definition);
   const graph = $("[data-graph]");
-  const dag = dagOf(definition);
+  const dag = dagOf(definition) || serverlessChain(definition);
   if (!dag) {
-    mount(graph, h("p", { class: "empty" }, "A Serverless Workflow document: see its definition below."));
+    mount(graph, h("p", { class: "empty" }, "No graph to draw: see the definition below."));
     return;
   }
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
