@@ -29,6 +29,9 @@ class EmbeddedEngine:
         self.app = configure(settings)
         self.worker: Any = None
         self.ticker = Ticker(settings, self.app)
+        from .cron import install
+
+        install(self.ticker, beat=False)  # cron triggers fire in dev mode too
         heartbeat.install(self.ticker)  # re-queue the steps of workers that stopped beating
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
