@@ -86,28 +86,29 @@ def test_create_disabled_cron_has_no_next_fire_at(client, auth, workflow_id):
     assert body["enabled"] is False and body["next_fire_at"] is None
 
 
-@pytest.mark.parametrize(
-    ("config", "pointer", "fragment"),
-    [
-        ({"cron": "61 * * * *"}, "/config/cron", "minute field '61'"),
-        ({"cron": "* * *"}, "/config/cron", "expected 5 fields"),
-        ({"cron": "0 0 30 2 *"}, "/config/cron", "never fires"),
-        ({"cron": "* * * * *", "timezone": "Mars/Base"}, "/config/timezone", "unknown time zone"),
-        ({"cron": "* * * * *", "misfire": "later"}, "/config/misfire", "fire_once"),
-        ({"cron": "* * * * *", "every": 5}, "/config/every", "Extra inputs"),
-        ({}, "/config/cron", "field required"),
-    ],
-)
-def test_bad_cron_config_is_422_saying_why(client, auth, workflow_id, config, pointer, fragment):
-    response = client.post(
-        "/api/triggers",
-        json={"workflow_id": workflow_id, "type": "cron", "config": config},
-        headers=auth,
-    )
-    assert response.status_code == 422
-    assert response.mimetype == "application/problem+json"
-    errors = response.get_json()["errors"]
-    assert any(e["pointer"] == pointer and fragment in e["message"] for e in errors), errors
+BAD_CRON_CONFIGS = [
+    ({"cron": "61 * * * *"}, "/config/cron", "minute field '61'"),
+    ({"cron": "* * *"}, "/config/cron", "expected 5 fields"),
+    ({"cron": "0 0 30 2 *"}, "/config/cron", "never fires"),
+    ({"cron": "* * * * *", "timezone": "Mars/Base"}, "/config/timezone", "unknown time zone"),
+    ({"cron": "* * * * *", "misfire": "later"}, "/config/misfire", "fire_once"),
+    ({"cron": "* * * * *", "every": 5}, "/config/every", "Extra inputs"),
+    ({}, "/config/cron", "field required"),
+]
+
+
+def test_bad_cron_config_is_422_saying_why(client, auth, workflow_id, settings):
+    for config, pointer, fragment in BAD_CRON_CONFIGS:
+        response = client.post(
+            "/api/triggers",
+            json={"workflow_id": workflow_id, "type": "cron", "config": config},
+            headers=auth,
+        )
+        assert response.status_code == 422, config
+        assert response.mimetype == "application/problem+json"
+        errors = response.get_json()["errors"]
+        assert any(e["pointer"] == pointer and fragment in e["message"] for e in errors), errors
+    assert count(settings, Trigger) == 0
 
 
 def test_bad_cron_and_bad_timezone_are_both_reported(client, auth, workflow_id):
@@ -127,26 +128,29 @@ def test_bad_cron_and_bad_timezone_are_both_reported(client, auth, workflow_id):
     }
 
 
-@pytest.mark.parametrize(
-    ("body", "pointer"),
-    [
-        ({"type": "webhook", "config": {"mode": "later"}}, "/config/mode"),
-        ({"type": "webhook", "config": {}}, "/config/mode"),
-        (
-            {"type": "webhook", "config": {"mode": "sync", "timeout_seconds": 0}},
-            "/config/timeout_seconds",
-        ),
-        ({"type": "webhook", "config": {"mode": "sync", "secret": ""}}, "/config/secret"),
-        ({"type": "manual", "config": {"cron": "* * * * *"}}, "/config/cron"),
-        ({"type": "hourly", "config": {}}, "/type"),
-        ({"type": "cron", "config": "* * * * *"}, "/config"),
-        ({"type": "cron", "config": {"cron": "* * * * *"}, "enabled": "yes"}, "/enabled"),
-    ],
-)
-def test_bad_trigger_bodies_are_422(client, auth, workflow_id, body, pointer):
-    response = client.post("/api/triggers", json={"workflow_id": workflow_id, **body}, headers=auth)
-    assert response.status_code == 422, response.get_json()
-    assert pointer in [e["pointer"] for e in response.get_json()["errors"]]
+BAD_BODIES = [
+    ({"type": "webhook", "config": {"mode": "later"}}, "/config/mode"),
+    ({"type": "webhook", "config": {}}, "/config/mode"),
+    (
+        {"type": "webhook", "config": {"mode": "sync", "timeout_seconds": 0}},
+        "/config/timeout_seconds",
+    ),
+    ({"type": "webhook", "config": {"mode": "sync", "secret": ""}}, "/config/secret"),
+    ({"type": "manual", "config": {"cron": "* * * * *"}}, "/config/cron"),
+    ({"type": "hourly", "config": {}}, "/type"),
+    ({"type": "cron", "config": "* * * * *"}, "/config"),
+    ({"type": "cron", "config": {"cron": "* * * * *"}, "enabled": "yes"}, "/enabled"),
+]
+
+
+def test_bad_trigger_bodies_are_422(client, auth, workflow_id, settings):
+    for body, pointer in BAD_BODIES:
+        response = client.post(
+            "/api/triggers", json={"workflow_id": workflow_id, **body}, headers=auth
+        )
+        assert response.status_code == 422, response.get_json()
+        assert pointer in [e["pointer"] for e in response.get_json()["errors"]], body
+    assert count(settings, Trigger) == 0
 
 
 def test_workflow_of_another_user_is_404_pointing_at_workflow_id(
