@@ -534,13 +534,15 @@ def resume_execution(session: Session, execution_id: str, *, chords: bool) -> li
     now = utcnow()
     compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
     wf, plan = compiled.workflow, compiled.plan
+    # Only graph nodes are reset: nested Serverless Workflow task rows are re-made by their node.
     session.execute(
-        update(S).where(S.execution_id == execution_id,
+        update(S).where(S.execution_id == execution_id, S.node_id.in_(list(wf.node_map)),
                         S.status.in_([StepStatus.FAILED.value, StepStatus.CANCELLED.value]))
         .values(status=StepStatus.PENDING.value, finished_at=None, lease_expires_at=None, wake_at=None,
                 queued_at=now, updated_at=now)
     )
-    rows = session.execute(select(S.node_id, S.status, S.output).where(S.execution_id == execution_id)).all()
+    rows = [r for r in session.execute(select(S.node_id, S.status, S.output).where(S.execution_id == execution_id))
+            if r.node_id in wf.node_map]
     views = {r.node_id: StepView(r.status, r.output) for r in rows}
     done = {StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value}
     for node_id in [r.node_id for r in rows if r.status not in done]:
