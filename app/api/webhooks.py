@@ -35,12 +35,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.errors import BadRequest, CanvasflowError, Conflict, NotFound, Unauthorized
 from engine.states import EXECUTION_TERMINAL, ExecutionStatus
-from models import Execution, Trigger, session_scope
+from models import Execution, Trigger, session_scope, utcnow
 
 from ..bodies import is_json_mimetype, parse_json
 from ..db import get_celery, get_session, get_settings
@@ -246,6 +246,8 @@ def receive_webhook(trigger_id: str):
         idempotency_key=key,
         trigger_id=trigger_id,
     )
+    if created:
+        _mark_fired(settings.effective_database_url, trigger_id)
     if config.get("mode") == "sync":
         timeout = float(config.get("timeout_seconds") or settings.webhook_sync_timeout_seconds)
         response = _wait_for_reply(settings.effective_database_url, execution.id, timeout)
@@ -257,6 +259,15 @@ def receive_webhook(trigger_id: str):
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _mark_fired(url: str, trigger_id: str) -> None:
+    with session_scope(url) as s:
+        s.execute(
+            update(Trigger)
+            .where(Trigger.id == trigger_id)
+            .values(last_fired_at=utcnow(), updated_at=Trigger.updated_at)
+        )
 
 
 # -- sync mode -------------------------------------------------------------------------------

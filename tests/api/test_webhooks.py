@@ -23,7 +23,7 @@ import migrations
 import models
 from app import create_app
 from app.auth import create_user
-from models import Execution
+from models import Execution, Trigger
 from settings import Settings
 
 TINY = {
@@ -98,6 +98,8 @@ def test_async_webhook_is_202_with_the_execution_and_its_input(client, hook, set
     assert headers["x-custom"] == "yes"
     assert headers["content-type"] == "application/json"
     assert "authorization" not in headers  # credentials are not stored
+    with models.session_scope(settings.effective_database_url) as s:
+        assert s.get(Trigger, hook).last_fired_at is not None
 
 
 def test_non_json_bodies_arrive_as_text(client, hook, settings):
