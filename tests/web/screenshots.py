@@ -247,7 +247,6 @@ def main() -> None:
             "/workflows/new",
             (*clicks, "[data-action=validate]"),
         )
-        driver.execute_script("window.onbeforeunload = null")
         shoot(
             driver,
             base,

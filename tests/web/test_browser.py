@@ -177,7 +177,6 @@ def test_validate_pins_each_problem_to_its_node(live: Live, driver: Any) -> None
     wait_for(lambda: "Valid" in status_line(driver), what="valid")
     assert not css(driver, "[data-problems]").is_displayed()
     assert all_css(driver, ".has-problem") == []
-    driver.execute_script("window.onbeforeunload = null")
 
 
 def test_build_save_run_and_watch_a_workflow(live: Live, driver: Any) -> None:

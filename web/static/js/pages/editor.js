@@ -66,8 +66,13 @@ function drawCallouts() {
   }
 }
 
+// The API prefixes messages with what they are about ("node 'x': ..."); next to it, that is noise.
+function shortMessage(p) {
+  return p.target ? p.message.replace(/^(edge \S+->\S+|node '[^']*'): /, "") : p.message;
+}
+
 function callout(list, x, y, target) {
-  const el = h("div", { class: "callout", "data-callout": target.kind }, list.map((p) => h("p", {}, p.message)));
+  const el = h("div", { class: "callout", "data-callout": target.kind }, list.map((p) => h("p", {}, shortMessage(p))));
   el.style.left = `${Math.max(0, x) * scale}px`;
   el.style.top = `${y * scale}px`;
   el.addEventListener("click", () => select(target));
@@ -100,7 +105,7 @@ function drawProblems() {
           ? h("button", { class: "link", type: "button", onclick: () => select(p.target) }, where)
           : h("code", {}, where),
         ": ",
-        p.message,
+        shortMessage(p),
       );
     }),
   );
