@@ -418,5 +418,5 @@ def _order(pointer: str, document: Any) -> tuple[tuple[int, int, str], ...]:
     parts = pointer.split("/")[1:]
     top = [(0, keys.index(parts[0]) if parts and parts[0] in keys else len(keys), "")]
     return tuple(
-        top + [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts[1:]]
+        top + [(0, int(part), "") if part.isdecimal() else (1, 0, part) for part in parts[1:]]
     )
