@@ -105,7 +105,7 @@ function render() {
   list.replaceChildren(
     table(
       [
-        { label: "Type", cell: (t) => h("span", { class: `tag trigger-${t.type}` }, t.type) },
+        { label: "Type", cell: (t) => h("span", { class: `tag trigger-${t.type}`, title: `created ${t.created_at}` }, t.type) },
         { label: "Workflow", cell: (t) => h("a", { href: `/workflows/${t.workflow_id}` }, names.get(t.workflow_id) || t.workflow_id.slice(0, 8)) },
         { label: "Details", cell: details },
         {
@@ -120,7 +120,6 @@ function render() {
               onclick: () => setEnabled(t, !t.enabled),
             }, t.enabled ? "on" : "off"),
         },
-        { label: "Created", cell: (t) => fmtTime(t.created_at) },
         {
           label: "",
           class: "row-actions",
