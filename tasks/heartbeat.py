@@ -117,7 +117,7 @@ class HeartbeatWriter:
             return session_scope(self.url)
         from sqlalchemy.orm import Session
 
-        return _scope(Session(self._engine))
+        return _Scope(Session(self._engine))
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -142,7 +142,7 @@ def _unpooled_engine(url: str) -> Any:
     return create_engine(url, poolclass=NullPool, **args)
 
 
-class _scope:
+class _Scope:
     """session_scope for a given Session: commit, or roll back on error; always close."""
 
     def __init__(self, session: Any) -> None:
