@@ -24,11 +24,18 @@ def make_queues(settings: Settings) -> tuple[Queue, ...]:
     name = settings.queue_name
     dlx = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
     work = Queue(
-        name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True,
-        queue_arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                         "x-dead-letter-routing-key": dead_letter_queue_name(name)},
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_queue_name(name),
+        },
     )
-    dead = Queue(dead_letter_queue_name(name), dlx, routing_key=dead_letter_queue_name(name), durable=True)
+    dead = Queue(
+        dead_letter_queue_name(name), dlx, routing_key=dead_letter_queue_name(name), durable=True
+    )
     return (work, dead)
 
 

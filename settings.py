@@ -99,7 +99,11 @@ class Settings:
         """Read ``CANVASFLOW_*`` variables; unset ones take the embedded default."""
         env = dict(os.environ if environ is None else environ)
         g = env.get
-        hosts = tuple(h.strip().lower() for h in g("CANVASFLOW_ACTION_ALLOWED_HOSTS", "").split(",") if h.strip())
+        hosts = tuple(
+            h.strip().lower()
+            for h in g("CANVASFLOW_ACTION_ALLOWED_HOSTS", "").split(",")
+            if h.strip()
+        )
         return cls(
             data_dir=Path(g("CANVASFLOW_DATA_DIR") or ".data"),
             database_url=g("CANVASFLOW_DATABASE_URL", ""),

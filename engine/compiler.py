@@ -53,7 +53,11 @@ class Chord:
     body: Task
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "chord", "header": [i.to_json() for i in self.header], "body": self.body.to_json()}
+        return {
+            "type": "chord",
+            "header": [i.to_json() for i in self.header],
+            "body": self.body.to_json(),
+        }
 
 
 Spec = Task | Chain | Group | Chord
@@ -79,13 +83,21 @@ class Plan:
         return {
             "chords": self.chords,
             "regions": [
-                {"entry": entry, "canvas": spec.to_json(), "nodes": sorted(n for n, r in self.region_of.items() if r == entry)}
+                {
+                    "entry": entry,
+                    "canvas": spec.to_json(),
+                    "nodes": sorted(n for n, r in self.region_of.items() if r == entry),
+                }
                 for entry, spec in self.regions.items()
             ],
             "database_joins": [
-                {"node": node, "counter": count,
-                 "sources": sorted(s for s, t in self.counter_edges if t == node)}
-                for node, count in self.counter_in.items() if count
+                {
+                    "node": node,
+                    "counter": count,
+                    "sources": sorted(s for s, t in self.counter_edges if t == node),
+                }
+                for node, count in self.counter_in.items()
+                if count
             ],
         }
 
@@ -147,10 +159,16 @@ class _Builder:
                 cur = join
                 continue
             if branches:
-                items.append(Group(tuple(_seq(b) for b, _ in branches)) if len(branches) > 1 else _seq(branches[0][0]))
+                items.append(
+                    Group(tuple(_seq(b) for b, _ in branches))
+                    if len(branches) > 1
+                    else _seq(branches[0][0])
+                )
             return items, None
 
-    def _chord_join(self, fork: str, fan: list[str], branches: list[tuple[list[Spec], str | None]]) -> str | None:
+    def _chord_join(
+        self, fork: str, fan: list[str], branches: list[tuple[list[Spec], str | None]]
+    ) -> str | None:
         if not self.chords or len(fan) < 2 or len(fan) != len(self._succ(fork)):
             return None
         tails = [t for _, t in branches]
@@ -182,7 +200,9 @@ def compile_plan(workflow: Workflow, chords: bool = True) -> Plan:
             for target in workflow.successors(node_id):
                 if (node_id, target) not in b.canvas_edges and target not in regions:
                     pending.append(target)
-    counter_edges = frozenset((e.source, e.target) for e in workflow.edges if (e.source, e.target) not in b.canvas_edges)
+    counter_edges = frozenset(
+        (e.source, e.target) for e in workflow.edges if (e.source, e.target) not in b.canvas_edges
+    )
     counter_in = {n.id: 0 for n in workflow.nodes}
     counter_out: dict[str, list[str]] = {n.id: [] for n in workflow.nodes}
     for s, t in counter_edges:
@@ -205,7 +225,9 @@ def to_signature(spec: Spec, execution_id: str, app: Any = None, repair: bool = 
     def build(s: Spec) -> Any:
         if isinstance(s, Task):
             kwargs = {"repair": True} if repair else {}
-            return signature(RUN_NODE, args=(execution_id, s.node_id), kwargs=kwargs, immutable=True, app=app)
+            return signature(
+                RUN_NODE, args=(execution_id, s.node_id), kwargs=kwargs, immutable=True, app=app
+            )
         if isinstance(s, Chain):
             return chain(*[build(i) for i in s.items], app=app)
         if isinstance(s, Group):

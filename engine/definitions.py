@@ -12,7 +12,11 @@ from .graph import Workflow
 
 def detect_format(document: Any) -> str:
     """``serverless`` for documents with ``document.dsl``, else ``dag``."""
-    if isinstance(document, dict) and isinstance(document.get("document"), dict) and "dsl" in document["document"]:
+    if (
+        isinstance(document, dict)
+        and isinstance(document.get("document"), dict)
+        and "dsl" in document["document"]
+    ):
         return "serverless"
     return "dag"
 
@@ -24,7 +28,9 @@ def parse_yaml(text: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidWorkflow([Problem("", f"malformed YAML{where}: {getattr(exc, 'problem', exc)}")]) from exc
+        raise InvalidWorkflow(
+            [Problem("", f"malformed YAML{where}: {getattr(exc, 'problem', exc)}")]
+        ) from exc
 
 
 def load_definition(document: Any) -> Workflow:

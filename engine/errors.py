@@ -113,7 +113,11 @@ class StepFailure:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, **({"details": self.details} if self.details else {})}
+        return {
+            "type": self.type,
+            "message": self.message,
+            **({"details": self.details} if self.details else {}),
+        }
 
 
 class StepError(CanvasflowError):
@@ -121,8 +125,14 @@ class StepError(CanvasflowError):
 
     title = "Step failed"
 
-    def __init__(self, message: str, *, error_type: str = "step_error", retryable: bool = False,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "step_error",
+        retryable: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.retryable = retryable
@@ -136,6 +146,10 @@ class ExpressionError(StepError):
     """A jq expression failed to compile or to evaluate."""
 
     def __init__(self, message: str, expression: str = "") -> None:
-        super().__init__(message, error_type="expression_error", retryable=False,
-                         details={"expression": expression} if expression else None)
+        super().__init__(
+            message,
+            error_type="expression_error",
+            retryable=False,
+            details={"expression": expression} if expression else None,
+        )
         self.expression = expression

@@ -13,7 +13,17 @@ from functools import cached_property
 from typing import Any
 
 NODE_TYPES = frozenset(
-    {"start", "end", "action", "condition", "delay", "fork", "join", "transform", "webhook_response"}
+    {
+        "start",
+        "end",
+        "action",
+        "condition",
+        "delay",
+        "fork",
+        "join",
+        "transform",
+        "webhook_response",
+    }
 )
 # Node types that do work and so accept `retry` and `timeout_seconds`.
 WORKING_TYPES = frozenset({"action", "transform", "condition", "webhook_response", "end", "delay"})
@@ -137,7 +147,9 @@ class Workflow:
         return tuple(order)
 
 
-def reachable(start: Iterable[str], neighbours: Mapping[str, list[Edge]], forward: bool = True) -> set[str]:
+def reachable(
+    start: Iterable[str], neighbours: Mapping[str, list[Edge]], forward: bool = True
+) -> set[str]:
     """Node ids reachable from ``start`` along edges (forward) or against them."""
     seen: set[str] = set()
     stack = list(start)
@@ -160,7 +172,10 @@ def find_cycles(workflow: Workflow) -> list[list[str]]:
     cycles: list[list[str]] = []
     counter = 0
     ids = [n.id for n in workflow.nodes]
-    succ = {nid: [e.target for e in workflow.out_edges.get(nid, []) if e.target in workflow.node_map] for nid in ids}
+    succ = {
+        nid: [e.target for e in workflow.out_edges.get(nid, []) if e.target in workflow.node_map]
+        for nid in ids
+    }
 
     for root in ids:
         if root in index:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, text, update
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,8 +53,11 @@ def _needs(workflow: Workflow) -> dict[str, frozenset[str] | None]:
     for n in workflow.nodes:
         refs: set[str] | None = set()
         for key, value in n.config.items():
-            found = (referenced_steps_in_expression(value) if key in ("expression",) and isinstance(value, str)
-                     else referenced_steps(value))
+            found = (
+                referenced_steps_in_expression(value)
+                if key in ("expression",) and isinstance(value, str)
+                else referenced_steps(value)
+            )
             if found is None:
                 refs = None
                 break
@@ -78,8 +81,9 @@ def load_compiled(session: Session, workflow_id: str, version: int, chords: bool
             _cache.move_to_end(key)
             return hit
     definition = session.execute(
-        select(WorkflowVersion.definition).where(WorkflowVersion.workflow_id == workflow_id,
-                                                 WorkflowVersion.version == version)
+        select(WorkflowVersion.definition).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
+        )
     ).scalar_one_or_none()
     if definition is None:
         raise NotFound(f"workflow {workflow_id} has no version {version}")
@@ -112,10 +116,21 @@ class Started:
     publish: list[str] = field(default_factory=list)
 
 
-def create_execution(session: Session, *, user_id: str, workflow_id: str, version: int, input: Any,
-                     chords: bool, idempotency_key: str | None = None, trigger_id: str | None = None,
-                     scheduled_for: datetime | None = None, max_concurrency: int | None = None,
-                     parent_execution_id: str | None = None, parent_node_id: str | None = None) -> Started:
+def create_execution(
+    session: Session,
+    *,
+    user_id: str,
+    workflow_id: str,
+    version: int,
+    input: Any,
+    chords: bool,
+    idempotency_key: str | None = None,
+    trigger_id: str | None = None,
+    scheduled_for: datetime | None = None,
+    max_concurrency: int | None = None,
+    parent_execution_id: str | None = None,
+    parent_node_id: str | None = None,
+) -> Started:
     """Record a new execution and its step rows; the same idempotency key returns the first one."""
     if idempotency_key:
         existing = session.execute(
@@ -129,15 +144,26 @@ def create_execution(session: Session, *, user_id: str, workflow_id: str, versio
     status = RUNNING
     if max_concurrency:
         running = session.execute(
-            select(func.count()).select_from(E).where(E.workflow_id == workflow_id, E.status == RUNNING)
+            select(func.count())
+            .select_from(E)
+            .where(E.workflow_id == workflow_id, E.status == RUNNING)
         ).scalar_one()
         if running >= max_concurrency:
             status = ExecutionStatus.PENDING.value
     execution = Execution(
-        user_id=user_id, workflow_id=workflow_id, workflow_version=version, status=status, input=input,
-        idempotency_key=idempotency_key, trigger_id=trigger_id, scheduled_for=scheduled_for,
-        ends_remaining=len(wf.ends), started_at=now if status == RUNNING else None, created_at=now,
-        parent_execution_id=parent_execution_id, parent_node_id=parent_node_id,
+        user_id=user_id,
+        workflow_id=workflow_id,
+        workflow_version=version,
+        status=status,
+        input=input,
+        idempotency_key=idempotency_key,
+        trigger_id=trigger_id,
+        scheduled_for=scheduled_for,
+        ends_remaining=len(wf.ends),
+        started_at=now if status == RUNNING else None,
+        created_at=now,
+        parent_execution_id=parent_execution_id,
+        parent_node_id=parent_node_id,
     )
     try:
         with session.begin_nested():
@@ -145,19 +171,37 @@ def create_execution(session: Session, *, user_id: str, workflow_id: str, versio
             session.flush()
     except IntegrityError:
         # Lost the race on (workflow, idempotency_key) or (trigger, scheduled_for).
-        clause = (E.idempotency_key == idempotency_key) if idempotency_key else (
-            (E.trigger_id == trigger_id) & (E.scheduled_for == scheduled_for))
-        existing = session.execute(select(E).where(E.workflow_id == workflow_id, clause)).scalar_one()
+        clause = (
+            (E.idempotency_key == idempotency_key)
+            if idempotency_key
+            else ((E.trigger_id == trigger_id) & (E.scheduled_for == scheduled_for))
+        )
+        existing = session.execute(
+            select(E).where(E.workflow_id == workflow_id, clause)
+        ).scalar_one()
         return Started(existing, False)
     session.execute(
         insert(S),
-        [{"execution_id": execution.id, "node_id": n.id, "node_type": n.type, "status": "pending",
-          "attempts": 0, "remaining": plan.counter_in.get(n.id, 0),
-          "queued_at": now if n.id == wf.start.id and status == RUNNING else None}
-         for n in wf.nodes],
+        [
+            {
+                "execution_id": execution.id,
+                "node_id": n.id,
+                "node_type": n.type,
+                "status": "pending",
+                "attempts": 0,
+                "remaining": plan.counter_in.get(n.id, 0),
+                "queued_at": now if n.id == wf.start.id and status == RUNNING else None,
+            }
+            for n in wf.nodes
+        ],
     )
-    session.add(LifecycleEvent(execution_id=execution.id, event="created",
-                               detail={"status": status, "trigger_id": trigger_id}))
+    session.add(
+        LifecycleEvent(
+            execution_id=execution.id,
+            event="created",
+            detail={"status": status, "trigger_id": trigger_id},
+        )
+    )
     return Started(execution, True, [wf.start.id] if status == RUNNING else [])
 
 
@@ -188,9 +232,9 @@ class Claim:
 class Followups:
     """What to publish after commit."""
 
-    regions: list[str] = field(default_factory=list)   # region entries (counter reached zero)
-    repair: list[str] = field(default_factory=list)    # single nodes, per-node dispatch
-    revoke: list[str] = field(default_factory=list)    # Celery task ids to revoke
+    regions: list[str] = field(default_factory=list)  # region entries (counter reached zero)
+    repair: list[str] = field(default_factory=list)  # single nodes, per-node dispatch
+    revoke: list[str] = field(default_factory=list)  # Celery task ids to revoke
     finished: bool = False
 
     def extend(self, other: Followups) -> None:
@@ -200,7 +244,9 @@ class Followups:
         self.finished = self.finished or other.finished
 
 
-def _views(session: Session, execution_id: str, node_ids: frozenset[str] | set[str] | None) -> dict[str, StepView]:
+def _views(
+    session: Session, execution_id: str, node_ids: frozenset[str] | set[str] | None
+) -> dict[str, StepView]:
     stmt = select(S.node_id, S.status, S.output).where(S.execution_id == execution_id)
     if node_ids is not None:
         if not node_ids:
@@ -209,24 +255,57 @@ def _views(session: Session, execution_id: str, node_ids: frozenset[str] | set[s
     return {r.node_id: StepView(r.status, r.output) for r in session.execute(stmt)}
 
 
-def claim_step(session: Session, execution_id: str, node_id: str, *, chords: bool, repair: bool = False,
-               takeover: bool = False, task_id: str | None = None, worker: str | None = None,
-               lease_seconds: float = 300.0) -> tuple[Claim, Followups]:
+def claim_step(
+    session: Session,
+    execution_id: str,
+    node_id: str,
+    *,
+    chords: bool,
+    repair: bool = False,
+    takeover: bool = False,
+    task_id: str | None = None,
+    worker: str | None = None,
+    lease_seconds: float = 300.0,
+) -> tuple[Claim, Followups]:
     """Move a step to running (or skipped) if it is its turn; otherwise say to drop the message."""
     _fast(session)
     now = utcnow()
-    allowed = [StepStatus.PENDING.value] + ([StepStatus.RUNNING.value] if takeover else [])
+    # A running step is taken over only by the message that owns it (a redelivery after its
+    # worker died, or a re-queue that stamped its id on the row) or once its lease expired;
+    # a stale duplicate of a re-queued step is dropped instead of running it twice.
+    turn = S.status == StepStatus.PENDING.value
+    if takeover and task_id:
+        turn = or_(
+            turn,
+            and_(
+                S.status == StepStatus.RUNNING.value,
+                or_(S.task_id == task_id, S.lease_expires_at < now),
+            ),
+        )
     row = session.execute(
         update(S)
-        .where(S.execution_id == execution_id, S.node_id == node_id, S.status.in_(allowed),
-               exists().where(E.id == execution_id, E.status == RUNNING))
-        .values(status=StepStatus.RUNNING.value, attempts=S.attempts + 1, started_at=now, task_id=task_id,
-                worker=worker, lease_expires_at=now + timedelta(seconds=lease_seconds), wake_at=None,
-                updated_at=now)
+        .where(
+            S.execution_id == execution_id,
+            S.node_id == node_id,
+            turn,
+            exists().where(E.id == execution_id, E.status == RUNNING),
+        )
+        .values(
+            status=StepStatus.RUNNING.value,
+            attempts=S.attempts + 1,
+            started_at=now,
+            task_id=task_id,
+            worker=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            wake_at=None,
+            updated_at=now,
+        )
         .returning(S.attempts, S.history)
     ).first()
     if row is None:
-        return Claim("drop", execution_id, node_id), _cancel_if_execution_over(session, execution_id, node_id)
+        return Claim("drop", execution_id, node_id), _cancel_if_execution_over(
+            session, execution_id, node_id
+        )
     exe = session.execute(
         select(E.input, E.workflow_id, E.workflow_version, E.user_id).where(E.id == execution_id)
     ).one()
@@ -236,9 +315,20 @@ def claim_step(session: Session, execution_id: str, node_id: str, *, chords: boo
     preds = set(wf.predecessors(node_id))
     needs = compiled.needs.get(node_id)
     views = _views(session, execution_id, None if needs is None else preds | needs)
-    claim = Claim("run", execution_id, node_id, node=node, attempt=row.attempts, history=list(row.history or []),
-                  started_at=now, user_id=exe.user_id, workflow_id=exe.workflow_id, version=exe.workflow_version,
-                  compiled=compiled, repair=repair)
+    claim = Claim(
+        "run",
+        execution_id,
+        node_id,
+        node=node,
+        attempt=row.attempts,
+        history=list(row.history or []),
+        started_at=now,
+        user_id=exe.user_id,
+        workflow_id=exe.workflow_id,
+        version=exe.workflow_version,
+        compiled=compiled,
+        repair=repair,
+    )
     if not predecessors_done(wf, node_id, views):
         # Early (a duplicate chord header finished the chord): not our turn yet.
         session.rollback()
@@ -247,14 +337,24 @@ def claim_step(session: Session, execution_id: str, node_id: str, *, chords: boo
     if node.type != "start" and not sources:
         claim.kind = "skip"
         session.execute(
-            update(S).where(S.execution_id == execution_id, S.node_id == node_id)
-            .values(status=StepStatus.SKIPPED.value, attempts=S.attempts - 1, finished_at=now,
-                    lease_expires_at=None, updated_at=now)
+            update(S)
+            .where(S.execution_id == execution_id, S.node_id == node_id)
+            .values(
+                status=StepStatus.SKIPPED.value,
+                attempts=S.attempts - 1,
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
         )
         return claim, _after_terminal(session, claim, StepStatus.SKIPPED.value, None)
     claim.input = node_input(wf, node_id, sources, views, exe.input)
     claim.context = expression_context(execution_id, exe.workflow_id, exe.input, views, claim.input)
-    session.execute(update(S).where(S.execution_id == execution_id, S.node_id == node_id).values(input=claim.input))
+    session.execute(
+        update(S)
+        .where(S.execution_id == execution_id, S.node_id == node_id)
+        .values(input=claim.input)
+    )
     return claim, Followups()
 
 
@@ -262,26 +362,41 @@ def _cancel_if_execution_over(session: Session, execution_id: str, node_id: str)
     """A message for a finished or cancelled execution: make sure its step ends `cancelled`."""
     session.execute(
         update(S)
-        .where(S.execution_id == execution_id, S.node_id == node_id,
-               S.status.in_([StepStatus.PENDING.value, StepStatus.WAITING.value]),
-               exists().where(E.id == execution_id, E.status.in_([ExecutionStatus.CANCELLED.value,
-                                                                ExecutionStatus.FAILED.value])))
+        .where(
+            S.execution_id == execution_id,
+            S.node_id == node_id,
+            S.status.in_([StepStatus.PENDING.value, StepStatus.WAITING.value]),
+            exists().where(
+                E.id == execution_id,
+                E.status.in_([ExecutionStatus.CANCELLED.value, ExecutionStatus.FAILED.value]),
+            ),
+        )
         .values(status=StepStatus.CANCELLED.value, finished_at=utcnow())
     )
     return Followups()
 
 
-def _history_entry(claim: Claim, status: str, finished: datetime | None, error: Any = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"attempt": claim.attempt, "status": status, "started_at": _iso(claim.started_at),
-                             "finished_at": _iso(finished)}
+def _history_entry(
+    claim: Claim, status: str, finished: datetime | None, error: Any = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "attempt": claim.attempt,
+        "status": status,
+        "started_at": _iso(claim.started_at),
+        "finished_at": _iso(finished),
+    }
     if error is not None:
         entry["error"] = error
     return entry
 
 
 def _cas_running(claim: Claim) -> Any:
-    return update(S).where(S.execution_id == claim.execution_id, S.node_id == claim.node_id,
-                           S.status == StepStatus.RUNNING.value, S.attempts == claim.attempt)
+    return update(S).where(
+        S.execution_id == claim.execution_id,
+        S.node_id == claim.node_id,
+        S.status == StepStatus.RUNNING.value,
+        S.attempts == claim.attempt,
+    )
 
 
 def complete_step(session: Session, claim: Claim, output: Any) -> Followups | None:
@@ -289,9 +404,16 @@ def complete_step(session: Session, claim: Claim, output: Any) -> Followups | No
     _fast(session)
     now = utcnow()
     done = session.execute(
-        _cas_running(claim).values(status=StepStatus.SUCCEEDED.value, output=output, finished_at=now, error=None,
-                                   lease_expires_at=None, updated_at=now,
-                                   history=claim.history + [_history_entry(claim, "succeeded", now)])
+        _cas_running(claim)
+        .values(
+            status=StepStatus.SUCCEEDED.value,
+            output=output,
+            finished_at=now,
+            error=None,
+            lease_expires_at=None,
+            updated_at=now,
+            history=claim.history + [_history_entry(claim, "succeeded", now)],
+        )
         .returning(S.id)
     ).first()
     if done is None:
@@ -308,27 +430,44 @@ def _after_terminal(session: Session, claim: Claim, status: str, output: Any) ->
     targets = plan.counter_out.get(claim.node_id, ())
     if targets:
         rows = session.execute(
-            update(S).where(S.execution_id == claim.execution_id, S.node_id.in_(list(targets)))
-            .values(remaining=S.remaining - 1).returning(S.node_id, S.remaining)
+            update(S)
+            .where(S.execution_id == claim.execution_id, S.node_id.in_(list(targets)))
+            .values(remaining=S.remaining - 1)
+            .returning(S.node_id, S.remaining)
         ).all()
         out.regions += [r.node_id for r in rows if r.remaining == 0]
     if claim.repair:
-        canvas_next = [t for t in wf.successors(claim.node_id) if (claim.node_id, t) not in plan.counter_edges]
+        canvas_next = [
+            t for t in wf.successors(claim.node_id) if (claim.node_id, t) not in plan.counter_edges
+        ]
         if canvas_next:
             wanted: set[str] = set(canvas_next)
             for t in canvas_next:
                 wanted.update(wf.predecessors(t))
             views = _views(session, claim.execution_id, wanted)
-            out.repair += [t for t in canvas_next if predecessors_done(wf, t, views)
-                           and views.get(t, StepView("pending")).status == StepStatus.PENDING.value]
+            out.repair += [
+                t
+                for t in canvas_next
+                if predecessors_done(wf, t, views)
+                and views.get(t, StepView("pending")).status == StepStatus.PENDING.value
+            ]
     if node.type == "webhook_response" and status == StepStatus.SUCCEEDED.value:
-        session.execute(update(E).where(E.id == claim.execution_id, E.response.is_(None)).values(response=output))
+        session.execute(
+            update(E)
+            .where(E.id == claim.execution_id, E.response.is_(None))
+            .values(response=output)
+        )
     if node.type == "end":
         if status == StepStatus.SUCCEEDED.value:
-            session.execute(update(E).where(E.id == claim.execution_id, E.output_node.is_(None))
-                            .values(output=output, output_node=claim.node_id))
+            session.execute(
+                update(E)
+                .where(E.id == claim.execution_id, E.output_node.is_(None))
+                .values(output=output, output_node=claim.node_id)
+            )
         left = session.execute(
-            update(E).where(E.id == claim.execution_id).values(ends_remaining=E.ends_remaining - 1)
+            update(E)
+            .where(E.id == claim.execution_id)
+            .values(ends_remaining=E.ends_remaining - 1)
             .returning(E.ends_remaining)
         ).scalar_one()
         if left <= 0:
@@ -341,60 +480,115 @@ def finish_execution(session: Session, execution_id: str) -> bool:
     """Mark a running execution succeeded (every end is terminal)."""
     now = utcnow()
     done = session.execute(
-        update(E).where(E.id == execution_id, E.status == RUNNING)
-        .values(status=ExecutionStatus.SUCCEEDED.value, finished_at=now, updated_at=now).returning(E.id)
+        update(E)
+        .where(E.id == execution_id, E.status == RUNNING)
+        .values(status=ExecutionStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+        .returning(E.id)
     ).first()
     if done:
         session.add(LifecycleEvent(execution_id=execution_id, event="succeeded"))
     return done is not None
 
 
-def schedule_retry(session: Session, claim: Claim, error: dict[str, Any], delay: float, parked: bool) -> bool:
+def schedule_retry(
+    session: Session, claim: Claim, error: dict[str, Any], delay: float, parked: bool
+) -> bool:
     """Put a failed attempt back to pending until ``delay`` seconds from now."""
     now = utcnow()
     wake = now + timedelta(seconds=delay)
     done = session.execute(
-        _cas_running(claim).values(status=StepStatus.PENDING.value, error=error, lease_expires_at=None,
-                                   wake_at=wake, queued_at=None if parked else wake, updated_at=now,
-                                   history=claim.history + [_history_entry(claim, "failed", now, error)])
+        _cas_running(claim)
+        .values(
+            status=StepStatus.PENDING.value,
+            error=error,
+            lease_expires_at=None,
+            wake_at=wake,
+            queued_at=None if parked else wake,
+            updated_at=now,
+            history=claim.history + [_history_entry(claim, "failed", now, error)],
+        )
         .returning(S.id)
     ).first()
     return done is not None
 
 
-def fail_step(session: Session, claim: Claim, error: dict[str, Any], message: dict[str, Any] | None = None,
-              queue: str | None = None) -> Followups:
+def fail_step(
+    session: Session,
+    claim: Claim,
+    error: dict[str, Any],
+    message: dict[str, Any] | None = None,
+    queue: str | None = None,
+) -> Followups:
     """Fail the step and its execution: cancel the rest, keep the message as a dead letter."""
     now = utcnow()
     done = session.execute(
-        _cas_running(claim).values(status=StepStatus.FAILED.value, error=error, finished_at=now,
-                                   lease_expires_at=None, updated_at=now,
-                                   history=claim.history + [_history_entry(claim, "failed", now, error)])
+        _cas_running(claim)
+        .values(
+            status=StepStatus.FAILED.value,
+            error=error,
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+            history=claim.history + [_history_entry(claim, "failed", now, error)],
+        )
         .returning(S.id)
     ).first()
     if done is None:
         return Followups()
     session.execute(
-        update(E).where(E.id == claim.execution_id, E.status == RUNNING)
-        .values(status=ExecutionStatus.FAILED.value, finished_at=now, updated_at=now,
-                error={"node_id": claim.node_id, **error})
+        update(E)
+        .where(E.id == claim.execution_id, E.status == RUNNING)
+        .values(
+            status=ExecutionStatus.FAILED.value,
+            finished_at=now,
+            updated_at=now,
+            error={"node_id": claim.node_id, **error},
+        )
     )
     out = Followups(revoke=_cancel_remaining(session, claim.execution_id, now))
-    session.add(DeadLetter(user_id=claim.user_id, execution_id=claim.execution_id, node_id=claim.node_id,
-                           error=error, message=message, queue=queue))
-    session.add(LifecycleEvent(execution_id=claim.execution_id, node_id=claim.node_id, event="failed", detail=error))
+    session.add(
+        DeadLetter(
+            user_id=claim.user_id,
+            execution_id=claim.execution_id,
+            node_id=claim.node_id,
+            error=error,
+            message=message,
+            queue=queue,
+        )
+    )
+    session.add(
+        LifecycleEvent(
+            execution_id=claim.execution_id, node_id=claim.node_id, event="failed", detail=error
+        )
+    )
     out.finished = True
     return out
 
 
 def _cancel_remaining(session: Session, execution_id: str, now: datetime) -> list[str]:
-    running = [r for r in session.execute(
-        select(S.task_id).where(S.execution_id == execution_id, S.status == StepStatus.RUNNING.value)
-    ).scalars() if r]
+    running = [
+        r
+        for r in session.execute(
+            select(S.task_id).where(
+                S.execution_id == execution_id, S.status == StepStatus.RUNNING.value
+            )
+        ).scalars()
+        if r
+    ]
     session.execute(
-        update(S).where(S.execution_id == execution_id,
-                        S.status.in_([StepStatus.PENDING.value, StepStatus.WAITING.value, StepStatus.RUNNING.value]))
-        .values(status=StepStatus.CANCELLED.value, finished_at=now, lease_expires_at=None, updated_at=now)
+        update(S)
+        .where(
+            S.execution_id == execution_id,
+            S.status.in_(
+                [StepStatus.PENDING.value, StepStatus.WAITING.value, StepStatus.RUNNING.value]
+            ),
+        )
+        .values(
+            status=StepStatus.CANCELLED.value,
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
     )
     return running
 
@@ -403,31 +597,56 @@ def park_step(session: Session, claim: Claim, wake_at: datetime) -> bool:
     """A delay: the step waits in the database until ``wake_at`` (no message held)."""
     now = utcnow()
     done = session.execute(
-        _cas_running(claim).values(status=StepStatus.WAITING.value, wake_at=wake_at, lease_expires_at=None,
-                                   updated_at=now).returning(S.id)
+        _cas_running(claim)
+        .values(
+            status=StepStatus.WAITING.value, wake_at=wake_at, lease_expires_at=None, updated_at=now
+        )
+        .returning(S.id)
     ).first()
     return done is not None
 
 
-def wake_step(session: Session, execution_id: str, node_id: str, *, chords: bool) -> Followups | None:
+def wake_step(
+    session: Session, execution_id: str, node_id: str, *, chords: bool
+) -> Followups | None:
     """Finish a waiting delay whose time has come; None if it is not (or no longer) due."""
     now = utcnow()
     row = session.execute(
-        update(S).where(S.execution_id == execution_id, S.node_id == node_id, S.status == StepStatus.WAITING.value,
-                        S.wake_at <= now + timedelta(milliseconds=500),
-                        exists().where(E.id == execution_id, E.status == RUNNING))
+        update(S)
+        .where(
+            S.execution_id == execution_id,
+            S.node_id == node_id,
+            S.status == StepStatus.WAITING.value,
+            S.wake_at <= now + timedelta(milliseconds=500),
+            exists().where(E.id == execution_id, E.status == RUNNING),
+        )
         .values(status=StepStatus.SUCCEEDED.value, output=S.input, finished_at=now, updated_at=now)
         .returning(S.input, S.attempts, S.history, S.started_at)
     ).first()
     if row is None:
         return None
-    exe = session.execute(select(E.workflow_id, E.workflow_version, E.user_id).where(E.id == execution_id)).one()
+    exe = session.execute(
+        select(E.workflow_id, E.workflow_version, E.user_id).where(E.id == execution_id)
+    ).one()
     compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
-    claim = Claim("run", execution_id, node_id, node=compiled.workflow.node_map[node_id], attempt=row.attempts,
-                  history=list(row.history or []), started_at=row.started_at, user_id=exe.user_id,
-                  workflow_id=exe.workflow_id, version=exe.workflow_version, compiled=compiled)
-    session.execute(update(S).where(S.execution_id == execution_id, S.node_id == node_id)
-                    .values(history=claim.history + [_history_entry(claim, "succeeded", now)]))
+    claim = Claim(
+        "run",
+        execution_id,
+        node_id,
+        node=compiled.workflow.node_map[node_id],
+        attempt=row.attempts,
+        history=list(row.history or []),
+        started_at=row.started_at,
+        user_id=exe.user_id,
+        workflow_id=exe.workflow_id,
+        version=exe.workflow_version,
+        compiled=compiled,
+    )
+    session.execute(
+        update(S)
+        .where(S.execution_id == execution_id, S.node_id == node_id)
+        .values(history=claim.history + [_history_entry(claim, "succeeded", now)])
+    )
     return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, row.input)
 
 
@@ -438,8 +657,10 @@ def cancel_execution(session: Session, execution_id: str) -> list[str]:
     """Cancel a pending or running execution; returns the task ids to revoke."""
     now = utcnow()
     done = session.execute(
-        update(E).where(E.id == execution_id, E.status.in_([ExecutionStatus.PENDING.value, RUNNING]))
-        .values(status=ExecutionStatus.CANCELLED.value, finished_at=now, updated_at=now).returning(E.id)
+        update(E)
+        .where(E.id == execution_id, E.status.in_([ExecutionStatus.PENDING.value, RUNNING]))
+        .values(status=ExecutionStatus.CANCELLED.value, finished_at=now, updated_at=now)
+        .returning(E.id)
     ).first()
     if done is None:
         status = session.execute(select(E.status).where(E.id == execution_id)).scalar_one_or_none()
@@ -452,9 +673,9 @@ def cancel_execution(session: Session, execution_id: str) -> list[str]:
 
 def steps_of(session: Session, execution_id: str) -> list[StepExecution]:
     """Step rows in a stable order (start time, then row id)."""
-    return list(session.execute(
-        select(S).where(S.execution_id == execution_id).order_by(S.id)
-    ).scalars())
+    return list(
+        session.execute(select(S).where(S.execution_id == execution_id).order_by(S.id)).scalars()
+    )
 
 
 def timeline(session: Session, execution_id: str) -> list[dict[str, Any]]:
@@ -463,13 +684,29 @@ def timeline(session: Session, execution_id: str) -> list[dict[str, Any]]:
     live = {StepStatus.RUNNING.value, StepStatus.WAITING.value, StepStatus.CANCELLED.value}
     for step in steps_of(session, execution_id):
         for h in step.history or []:
-            rows.append({"node_id": step.node_id, "status": h.get("status"), "attempt": h.get("attempt"),
-                         "started_at": h.get("started_at"), "finished_at": h.get("finished_at")})
+            rows.append(
+                {
+                    "node_id": step.node_id,
+                    "status": h.get("status"),
+                    "attempt": h.get("attempt"),
+                    "started_at": h.get("started_at"),
+                    "finished_at": h.get("finished_at"),
+                }
+            )
         # The attempt in progress (or cut short by a cancel) is not in the history yet.
-        if (step.status in live and step.started_at is not None) or step.status == StepStatus.SKIPPED.value:
+        if (
+            step.status in live and step.started_at is not None
+        ) or step.status == StepStatus.SKIPPED.value:
             started = step.started_at or step.finished_at
-            rows.append({"node_id": step.node_id, "status": step.status, "attempt": step.attempts,
-                         "started_at": _iso(started), "finished_at": _iso(step.finished_at)})
+            rows.append(
+                {
+                    "node_id": step.node_id,
+                    "status": step.status,
+                    "attempt": step.attempts,
+                    "started_at": _iso(started),
+                    "finished_at": _iso(step.finished_at),
+                }
+            )
     for r in rows:
         r["duration_ms"] = _duration_ms(r["started_at"], r["finished_at"])
     rows.sort(key=lambda r: (r["started_at"] or "9999", r["node_id"]))
@@ -479,7 +716,9 @@ def timeline(session: Session, execution_id: str) -> list[dict[str, Any]]:
 def _duration_ms(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000, 3)
+    return round(
+        (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000, 3
+    )
 
 
 def promote_pending(session: Session) -> list[tuple[str, str]]:
@@ -488,32 +727,48 @@ def promote_pending(session: Session) -> list[tuple[str, str]]:
 
     started: list[tuple[str, str]] = []
     pending = session.execute(
-        select(E.workflow_id, func.count()).where(E.status == ExecutionStatus.PENDING.value).group_by(E.workflow_id)
+        select(E.workflow_id, func.count())
+        .where(E.status == ExecutionStatus.PENDING.value)
+        .group_by(E.workflow_id)
     ).all()
     for workflow_id, _count in pending:
-        limit = session.execute(select(Workflow.max_concurrency).where(Workflow.id == workflow_id)).scalar_one_or_none()
+        limit = session.execute(
+            select(Workflow.max_concurrency).where(Workflow.id == workflow_id)
+        ).scalar_one_or_none()
         running = session.execute(
-            select(func.count()).select_from(E).where(E.workflow_id == workflow_id, E.status == RUNNING)
+            select(func.count())
+            .select_from(E)
+            .where(E.workflow_id == workflow_id, E.status == RUNNING)
         ).scalar_one()
         free = (limit - running) if limit else 10**9
         if free <= 0:
             continue
-        ids = session.execute(
-            select(E.id).where(E.workflow_id == workflow_id, E.status == ExecutionStatus.PENDING.value)
-            .order_by(E.created_at, E.id).limit(min(free, 500))
-        ).scalars().all()
+        ids = (
+            session.execute(
+                select(E.id)
+                .where(E.workflow_id == workflow_id, E.status == ExecutionStatus.PENDING.value)
+                .order_by(E.created_at, E.id)
+                .limit(min(free, 500))
+            )
+            .scalars()
+            .all()
+        )
         now = utcnow()
         for eid in ids:
             done = session.execute(
-                update(E).where(E.id == eid, E.status == ExecutionStatus.PENDING.value)
-                .values(status=RUNNING, started_at=now, updated_at=now).returning(E.id)
+                update(E)
+                .where(E.id == eid, E.status == ExecutionStatus.PENDING.value)
+                .values(status=RUNNING, started_at=now, updated_at=now)
+                .returning(E.id)
             ).first()
             if done is None:
                 continue
             start = session.execute(
                 select(S.node_id).where(S.execution_id == eid, S.node_type == "start")
             ).scalar_one()
-            session.execute(update(S).where(S.execution_id == eid, S.node_id == start).values(queued_at=now))
+            session.execute(
+                update(S).where(S.execution_id == eid, S.node_id == start).values(queued_at=now)
+            )
             session.add(LifecycleEvent(execution_id=eid, event="started"))
             started.append((eid, start))
     return started
@@ -526,7 +781,9 @@ def resume_execution(session: Session, execution_id: str, *, chords: bool) -> li
     counters are recomputed from what is done, and every pending step whose predecessors are
     all done is returned for per-node (repair) dispatch.
     """
-    exe = session.execute(select(E).where(E.id == execution_id).with_for_update()).scalar_one_or_none()
+    exe = session.execute(
+        select(E).where(E.id == execution_id).with_for_update()
+    ).scalar_one_or_none()
     if exe is None:
         raise NotFound(f"execution {execution_id} not found")
     if exe.status != ExecutionStatus.FAILED.value:
@@ -536,25 +793,54 @@ def resume_execution(session: Session, execution_id: str, *, chords: bool) -> li
     wf, plan = compiled.workflow, compiled.plan
     # Only graph nodes are reset: nested Serverless Workflow task rows are re-made by their node.
     session.execute(
-        update(S).where(S.execution_id == execution_id, S.node_id.in_(list(wf.node_map)),
-                        S.status.in_([StepStatus.FAILED.value, StepStatus.CANCELLED.value]))
-        .values(status=StepStatus.PENDING.value, finished_at=None, lease_expires_at=None, wake_at=None,
-                queued_at=now, updated_at=now)
+        update(S)
+        .where(
+            S.execution_id == execution_id,
+            S.node_id.in_(list(wf.node_map)),
+            S.status.in_([StepStatus.FAILED.value, StepStatus.CANCELLED.value]),
+        )
+        .values(
+            status=StepStatus.PENDING.value,
+            finished_at=None,
+            lease_expires_at=None,
+            wake_at=None,
+            queued_at=now,
+            updated_at=now,
+            attempts=0,
+        )
     )
-    rows = [r for r in session.execute(select(S.node_id, S.status, S.output).where(S.execution_id == execution_id))
-            if r.node_id in wf.node_map]
+    rows = [
+        r
+        for r in session.execute(
+            select(S.node_id, S.status, S.output).where(S.execution_id == execution_id)
+        )
+        if r.node_id in wf.node_map
+    ]
     views = {r.node_id: StepView(r.status, r.output) for r in rows}
     done = {StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value}
     for node_id in [r.node_id for r in rows if r.status not in done]:
-        remaining = sum(1 for s in wf.predecessors(node_id)
-                        if (s, node_id) in plan.counter_edges and views[s].status not in done)
-        session.execute(update(S).where(S.execution_id == execution_id, S.node_id == node_id)
-                        .values(remaining=remaining))
+        remaining = sum(
+            1
+            for s in wf.predecessors(node_id)
+            if (s, node_id) in plan.counter_edges and views[s].status not in done
+        )
+        session.execute(
+            update(S)
+            .where(S.execution_id == execution_id, S.node_id == node_id)
+            .values(remaining=remaining)
+        )
     ends_left = sum(1 for n in wf.ends if views[n.id].status not in done)
-    session.execute(update(E).where(E.id == execution_id).values(
-        status=RUNNING, error=None, finished_at=None, ends_remaining=ends_left, updated_at=now))
+    session.execute(
+        update(E)
+        .where(E.id == execution_id)
+        .values(
+            status=RUNNING, error=None, finished_at=None, ends_remaining=ends_left, updated_at=now
+        )
+    )
     session.add(LifecycleEvent(execution_id=execution_id, event="retried"))
-    return [r.node_id for r in rows if r.status not in done and predecessors_done(wf, r.node_id, views)]
+    return [
+        r.node_id for r in rows if r.status not in done and predecessors_done(wf, r.node_id, views)
+    ]
 
 
 # --------------------------------------------------------------------------- dead letters
@@ -596,13 +882,26 @@ def replay_dead_letter(session: Session, dead_letter_id: str, *, chords: bool) -
         raise Conflict(f"step {nid} of execution {eid} is {step}, not failed")
     publish = resume_execution(session, eid, chords=chords)
     now = utcnow()
-    resolved = list(session.execute(
-        select(DeadLetter).where(DeadLetter.execution_id == eid, DeadLetter.node_id == nid,
-                                 DeadLetter.status == "dead")
-    ).scalars())
+    resolved = list(
+        session.execute(
+            select(DeadLetter).where(
+                DeadLetter.execution_id == eid,
+                DeadLetter.node_id == nid,
+                DeadLetter.status == "dead",
+            )
+        ).scalars()
+    )
     for dl in resolved:
         dl.status = "replayed"
         dl.replayed_at = now
-    session.add(LifecycleEvent(execution_id=eid, node_id=nid, event="replayed",
-                               detail={"dead_letter_id": row.id}))
+    session.add(
+        LifecycleEvent(
+            execution_id=eid, node_id=nid, event="replayed", detail={"dead_letter_id": row.id}
+        )
+    )
     return Replay(eid, nid, resolved, publish)
+
+
+def requeue_stamp(now: datetime) -> Any:
+    """A task id for a re-queued step, unique per row and moment (set by the re-queue CAS)."""
+    return literal(f"rq-{int(now.timestamp() * 1000)}-") + cast(S.id, String)

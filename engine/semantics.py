@@ -32,7 +32,9 @@ def edge_taken(edge: Edge, source_type: str, source: StepView | None) -> bool:
         return False
     if source_type != "condition" or edge.when is None:
         return True
-    result = truthy((source.output or {}).get("result")) if isinstance(source.output, dict) else False
+    result = (
+        truthy((source.output or {}).get("result")) if isinstance(source.output, dict) else False
+    )
     return (edge.when == "true") == result
 
 
@@ -56,8 +58,13 @@ def taken_sources(workflow: Workflow, node_id: str, steps: Mapping[str, StepView
     ]
 
 
-def node_input(workflow: Workflow, node_id: str, sources: list[str], steps: Mapping[str, StepView],
-               execution_input: Any) -> Any:
+def node_input(
+    workflow: Workflow,
+    node_id: str,
+    sources: list[str],
+    steps: Mapping[str, StepView],
+    execution_input: Any,
+) -> Any:
     """One taken source gives its output as is; several give ``{source: output}``; joins always the object."""
     node = workflow.node_map[node_id]
     if node.type == "start":
@@ -67,8 +74,13 @@ def node_input(workflow: Workflow, node_id: str, sources: list[str], steps: Mapp
     return steps[sources[0]].output if sources else None
 
 
-def expression_context(execution_id: str, workflow_id: str, execution_input: Any,
-                       steps: Mapping[str, StepView], node_in: Any) -> dict[str, Any]:
+def expression_context(
+    execution_id: str,
+    workflow_id: str,
+    execution_input: Any,
+    steps: Mapping[str, StepView],
+    node_in: Any,
+) -> dict[str, Any]:
     """The document every DAG expression is evaluated against (CONTRACT.md 1a)."""
     return {
         "input": execution_input,

@@ -22,7 +22,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    api_keys: Mapped[list[ApiKey]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
 
 
 class ApiKey(Base):
@@ -45,7 +47,9 @@ class ApiKey(Base):
 
 class Workflow(Base):
     __tablename__ = "workflows"
-    __table_args__ = (Index("ix_workflows_user_created", "user_id", "deleted_at", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_workflows_user_created", "user_id", "deleted_at", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -153,7 +157,9 @@ class Trigger(Base):
 
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
     type: Mapped[str] = mapped_column(String(20))
     config: Mapped[dict[str, Any]]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -169,7 +175,9 @@ class DeadLetter(Base):
 
     id: Mapped[str] = mapped_column(IdColumn(), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"), index=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
     node_id: Mapped[str] = mapped_column(String(500))
     error: Mapped[dict[str, Any] | None]
     message: Mapped[dict[str, Any] | None]

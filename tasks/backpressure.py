@@ -21,4 +21,6 @@ def check_backpressure(settings: Settings, app: Celery) -> None:
     if depth > settings.max_queue_depth:
         raise TooManyRequests(
             f"{depth} messages are waiting in queue {settings.queue_name!r} "
-            f"(limit {settings.max_queue_depth}); try again shortly", retry_after=5)
+            f"(limit {settings.max_queue_depth}); try again shortly",
+            retry_after=5,
+        )

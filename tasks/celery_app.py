@@ -23,8 +23,11 @@ def configure(settings: Settings) -> Celery:
     """
     previous = runtime.current()
     runtime.set_settings(settings)
-    if previous is not None and (previous.broker_url, previous.result_backend, previous.queue_name) != (
-            settings.broker_url, settings.result_backend, settings.queue_name):
+    if previous is not None and (
+        previous.broker_url,
+        previous.result_backend,
+        previous.queue_name,
+    ) != (settings.broker_url, settings.result_backend, settings.queue_name):
         celery_app._after_fork()  # forgets the connection and producer pools
         celery_app._backend_cache = None
         celery_app._local = threading.local()
@@ -39,4 +42,3 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 configure(runtime.settings())
-

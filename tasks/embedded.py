@@ -37,24 +37,36 @@ class EmbeddedEngine:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> EmbeddedEngine:
-        import tasks.node  # noqa: F401 - register the tasks in this process
         from celery.worker import state as worker_state
 
+        import tasks.node  # noqa: F401 - register the tasks in this process
+
         worker_state.should_terminate = None
+        self._stop.clear()
         app = self.app
         app.set_current()
         app.set_default()
         self.worker = app.WorkController(
-            app=app, concurrency=self.concurrency, pool="threads", loglevel=self.loglevel,
-            hostname=f"embedded-{threading.get_ident()}@canvasflow", without_heartbeat=True,
-            without_mingle=True, without_gossip=True, queues=[self.settings.queue_name],
+            app=app,
+            concurrency=self.concurrency,
+            pool="threads",
+            loglevel=self.loglevel,
+            hostname=f"embedded-{threading.get_ident()}@canvasflow",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            queues=[self.settings.queue_name],
         )
         t = threading.Thread(target=self.worker.start, name="canvasflow-worker", daemon=True)
         t.start()
         self._threads.append(t)
         self._threads.append(heartbeat.start_embedded(self))  # this worker's liveness row
-        ticker = threading.Thread(target=self.ticker.run_forever, args=(self._stop,), name="canvasflow-ticker",
-                                  daemon=True)
+        ticker = threading.Thread(
+            target=self.ticker.run_forever,
+            args=(self._stop,),
+            name="canvasflow-ticker",
+            daemon=True,
+        )
         ticker.start()
         self._threads.append(ticker)
         return self

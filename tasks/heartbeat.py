@@ -26,6 +26,7 @@ from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine import runs
 from engine.states import StepStatus
 from models import Heartbeat, StepExecution, session_scope, utcnow
 from settings import Settings
@@ -301,13 +302,13 @@ def requeue_steps_of_dead_workers(ticker: Any) -> int:
                 # claimed (or re-queued) at least `timeout` ago
                 or_(S.lease_expires_at.is_(None), S.lease_expires_at < now + lease - timeout),
             )
-            .values(lease_expires_at=now + lease, updated_at=now)
-            .returning(S.execution_id, S.node_id, S.worker)
+            .values(lease_expires_at=now + lease, updated_at=now, task_id=runs.requeue_stamp(now))
+            .returning(S.execution_id, S.node_id, S.worker, S.task_id)
         ).all()
         s.execute(delete(H).where(H.kind == KIND, H.last_seen < now - FORGET_AFTER))
-    for eid, nid, worker in rows:
+    for eid, nid, worker, task_id in rows:
         log.warning("worker %s stopped heartbeating: re-queueing %s of %s", worker, nid, eid)
-        publish_node(ticker.app, eid, nid, takeover=True)
+        publish_node(ticker.app, eid, nid, takeover=True, task_id=task_id)
     return len(rows)
 
 

@@ -11,12 +11,15 @@ import logging
 import math
 import random
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import Ignore, Reject
 from celery.signals import worker_ready
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from engine import runs
 from engine.compiler import RUN_NODE
@@ -29,34 +32,60 @@ from .handlers import delay as delay_handler
 from .publish import WAKE_STEP, publish_followups, publish_wake
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _message(task: Task) -> dict[str, Any]:
     req = task.request
-    return {"task": task.name, "id": req.id, "args": list(req.args or []), "kwargs": dict(req.kwargs or {}),
-            "retries": req.retries, "delivery_info": {k: v for k, v in (req.delivery_info or {}).items()
-                                                      if isinstance(v, str | int | bool | None)}}
+    return {
+        "task": task.name,
+        "id": req.id,
+        "args": list(req.args or []),
+        "kwargs": dict(req.kwargs or {}),
+        "retries": req.retries,
+        "delivery_info": {
+            k: v
+            for k, v in (req.delivery_info or {}).items()
+            if isinstance(v, str | int | bool | None)
+        },
+    }
 
 
-@celery_app.task(name=RUN_NODE, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def run_node(self: Task, execution_id: str, node_id: str, repair: bool = False, takeover: bool = False) -> None:
+@celery_app.task(
+    name=RUN_NODE, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
+def run_node(
+    self: Task, execution_id: str, node_id: str, repair: bool = False, takeover: bool = False
+) -> None:
     """Run one node of one execution, exactly once in effect."""
     settings = runtime.settings()
     url = settings.effective_database_url
     chords = settings.native_chords
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    with session_scope(url) as session:
-        claim, follow = runs.claim_step(
-            session, execution_id, node_id, chords=chords, repair=repair, takeover=takeover or redelivered,
-            task_id=self.request.id, worker=self.request.hostname, lease_seconds=settings.lease_seconds)
+    # takeover: a redelivery (same task id) or a re-queue may take a `running` step over;
+    # claim_step only lets the message that owns the row (or any, once the lease expired).
+    claim, follow = _tx(
+        url,
+        lambda session: runs.claim_step(
+            session,
+            execution_id,
+            node_id,
+            chords=chords,
+            repair=repair,
+            takeover=True,
+            task_id=self.request.id,
+            worker=self.request.hostname,
+            lease_seconds=settings.lease_seconds,
+        ),
+    )
     if claim.compiled is not None:
         publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
     if claim.kind != "run":
         return
     assert claim.node is not None and claim.compiled is not None
     node = claim.node
-    env = handlers.HandlerEnv(settings, execution_id, claim.workflow_id, node_id, claim.attempt,
-                              node.timeout_seconds)
+    env = handlers.HandlerEnv(
+        settings, execution_id, claim.workflow_id, node_id, claim.attempt, node.timeout_seconds
+    )
     try:
         if node.type == "delay":
             _park(claim, url)
@@ -65,25 +94,57 @@ def run_node(self: Task, execution_id: str, node_id: str, repair: bool = False, 
     except StepError as exc:
         _handle_failure(self, claim, exc, url)
         return
-    except Exception as exc:  # a bug or an unexpected library error: fail the step, never the worker
+    except (
+        Exception
+    ) as exc:  # a bug or an unexpected library error: fail the step, never the worker
         log.exception("node %s of execution %s crashed", node_id, execution_id)
-        err = StepError(f"{type(exc).__name__}: {exc}", error_type="internal_error",
-                        details={"traceback": traceback.format_exc(limit=5)})
+        err = StepError(
+            f"{type(exc).__name__}: {exc}",
+            error_type="internal_error",
+            details={"traceback": traceback.format_exc(limit=5)},
+        )
         _handle_failure(self, claim, err, url)
         return
-    with session_scope(url) as session:
-        follow = runs.complete_step(session, claim, output)
+    follow = _tx(url, lambda session: runs.complete_step(session, claim, output))
     if follow is None:
         raise Ignore()  # cancelled meanwhile: stop this canvas here
     publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
+
+
+def _database_down(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def _tx(url: str, work: Callable[[Any], T]) -> T:
+    """One short transaction, retried while the database is unreachable or locked.
+
+    Past a minute the message goes back to the broker (Reject with requeue): its
+    redelivery takes the step over, so a database outage never strands a step.
+    """
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(_database_down),
+            wait=wait_exponential(0.1, max=5),
+            stop=stop_after_delay(60),
+            reraise=True,
+        ):
+            with attempt, session_scope(url) as session:
+                return work(session)
+    except (OperationalError, InterfaceError, DBAPIError) as exc:
+        if _database_down(exc):
+            log.error("database unreachable; requeueing the message: %s", exc)
+            raise Reject(str(exc), requeue=True) from exc
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _park(claim: runs.Claim, url: str) -> None:
     assert claim.node is not None
     settings = runtime.settings()
     when = delay_handler.wake_at(claim.node, claim.context)
-    with session_scope(url) as session:
-        parked = runs.park_step(session, claim, when)
+    parked = _tx(url, lambda session: runs.park_step(session, claim, when))
     remaining = (when - datetime.now(UTC)).total_seconds()
     if parked and remaining <= settings.short_delay_seconds:
         publish_wake(celery_app, claim.execution_id, claim.node_id, remaining)
@@ -102,14 +163,17 @@ def _handle_failure(task: Task, claim: runs.Claim, exc: StepError, url: str) -> 
         if isinstance(retry_after, str) and retry_after.isdigit():
             delay = max(delay, min(float(retry_after), policy.max_seconds))
         parked = delay > settings.short_delay_seconds
-        with session_scope(url) as session:
-            scheduled = runs.schedule_retry(session, claim, error, delay, parked)
+        scheduled = _tx(
+            url, lambda session: runs.schedule_retry(session, claim, error, delay, parked)
+        )
         if not scheduled or parked:
             raise Ignore()
         raise task.retry(countdown=math.ceil(delay), max_retries=None)
-    with session_scope(url) as session:
-        follow = runs.fail_step(session, claim, error, message=_message(task),
-                                queue=(task.request.delivery_info or {}).get("routing_key"))
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    follow = _tx(
+        url,
+        lambda session: runs.fail_step(session, claim, error, message=_message(task), queue=queue),
+    )
     publish_followups(celery_app, claim.compiled.plan, claim.execution_id, follow)
     # Rejected without requeue: the broker moves the message to the dead-letter queue.
     raise Reject(error["message"], requeue=False)
@@ -125,7 +189,9 @@ def wake_step(self: Task, execution_id: str, node_id: str) -> None:
         if follow is not None:
             exe = session.get(runs.E, execution_id)
             assert exe is not None
-            plan = runs.load_compiled(session, exe.workflow_id, exe.workflow_version, settings.native_chords).plan
+            plan = runs.load_compiled(
+                session, exe.workflow_id, exe.workflow_version, settings.native_chords
+            ).plan
     if follow is not None and plan is not None:
         publish_followups(celery_app, plan, execution_id, follow)
 

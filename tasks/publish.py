@@ -20,9 +20,25 @@ def publish_region(app: Celery, plan: Plan, execution_id: str, entry: str) -> No
     to_signature(plan.regions[entry], execution_id, app=app).apply_async()
 
 
-def publish_node(app: Celery, execution_id: str, node_id: str, *, takeover: bool = False) -> None:
-    """Send one node on its own; it dispatches its successors itself (repair mode)."""
-    app.send_task(RUN_NODE, args=(execution_id, node_id), kwargs={"repair": True, "takeover": takeover})
+def publish_node(
+    app: Celery,
+    execution_id: str,
+    node_id: str,
+    *,
+    takeover: bool = False,
+    task_id: str | None = None,
+) -> None:
+    """Send one node on its own; it dispatches its successors itself (repair mode).
+
+    A re-queue of a running step passes the ``task_id`` its CAS stamped on the row, which
+    is what lets this message (and no stale duplicate) take the step over.
+    """
+    app.send_task(
+        RUN_NODE,
+        args=(execution_id, node_id),
+        kwargs={"repair": True, "takeover": takeover},
+        task_id=task_id,
+    )
 
 
 def publish_wake(app: Celery, execution_id: str, node_id: str, seconds: float) -> None:

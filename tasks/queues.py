@@ -15,7 +15,9 @@ _cache: dict[str, tuple[float, dict[str, dict[str, int]]]] = {}
 _lock = threading.Lock()
 
 
-def queue_depths(settings: Settings, app: Celery, max_age: float = 1.0) -> dict[str, dict[str, int]]:
+def queue_depths(
+    settings: Settings, app: Celery, max_age: float = 1.0
+) -> dict[str, dict[str, int]]:
     """``{queue: {"ready", "unacked", "consumers"}}`` for the work queue and its dead-letter queue.
 
     Cached for ``max_age`` seconds: backpressure asks on every start.
@@ -130,8 +132,9 @@ def management_unacked(settings: Settings, names: list[str]) -> dict[str, int] |
     out: dict[str, int] = {}
     try:
         for name in names:
-            resp = requests.get(f"{base}/api/queues/{_quote(vhost)}/{_quote(name)}", auth=auth,
-                                timeout=1.0)
+            resp = requests.get(
+                f"{base}/api/queues/{_quote(vhost)}/{_quote(name)}", auth=auth, timeout=1.0
+            )
             if resp.status_code == 404:
                 out[name] = 0
                 continue
@@ -159,13 +162,18 @@ def database_counts(settings: Settings) -> dict[str, int]:
 
     timeout = float(settings.extra.get("heartbeat_timeout", 30))
     with session_scope(settings.effective_database_url) as s:
-        running = s.execute(select(func.count()).select_from(StepExecution)
-                            .where(StepExecution.status == "running")).scalar_one()
-        dead = s.execute(select(func.count()).select_from(DeadLetter)
-                         .where(DeadLetter.status == "dead")).scalar_one()
+        running = s.execute(
+            select(func.count()).select_from(StepExecution).where(StepExecution.status == "running")
+        ).scalar_one()
+        dead = s.execute(
+            select(func.count()).select_from(DeadLetter).where(DeadLetter.status == "dead")
+        ).scalar_one()
         seen = utcnow() - timedelta(seconds=timeout)
-        workers = s.execute(select(func.count()).select_from(Heartbeat).where(
-            Heartbeat.kind == "worker", Heartbeat.last_seen >= seen)).scalar_one()
+        workers = s.execute(
+            select(func.count())
+            .select_from(Heartbeat)
+            .where(Heartbeat.kind == "worker", Heartbeat.last_seen >= seen)
+        ).scalar_one()
     return {"running": int(running), "dead_letters": int(dead), "workers": int(workers)}
 
 
@@ -183,30 +191,48 @@ def queue_report(settings: Settings, app: Celery) -> dict[str, Any]:
     source: dict[str, str] = {}
     if settings.embedded_broker:
         counts = broker_counts(app, [name]).get(name) or {"ready": 0}
-        entry = {"name": name, "ready": counts["ready"], "unacked": db["running"],
-                 "consumers": db["workers"], "dead_lettered": db["dead_letters"]}
-        source = {"ready": "broker", "unacked": "database", "consumers": "database",
-                  "dead_lettered": "database"}
+        entry = {
+            "name": name,
+            "ready": counts["ready"],
+            "unacked": db["running"],
+            "consumers": db["workers"],
+            "dead_lettered": db["dead_letters"],
+        }
+        source = {
+            "ready": "broker",
+            "unacked": "database",
+            "consumers": "database",
+            "dead_lettered": "database",
+        }
         broker = "embedded"
     else:
         found = broker_counts(app, [name, dead_name])
         work = found.get(name) or {"ready": 0, "consumers": 0}
         dead = found.get(dead_name) or {"ready": 0}
         unacked = management_unacked(settings, [name])
-        entry = {"name": name, "ready": work["ready"],
-                 "unacked": unacked[name] if unacked is not None else db["running"],
-                 "consumers": work["consumers"], "dead_lettered": dead["ready"],
-                 "dead_letter_queue": dead_name}
-        source = {"ready": "broker", "consumers": "broker", "dead_lettered": "broker",
-                  "unacked": "database" if unacked is None else "management_api"}
+        entry = {
+            "name": name,
+            "ready": work["ready"],
+            "unacked": unacked[name] if unacked is not None else db["running"],
+            "consumers": work["consumers"],
+            "dead_lettered": dead["ready"],
+            "dead_letter_queue": dead_name,
+        }
+        source = {
+            "ready": "broker",
+            "consumers": "broker",
+            "dead_lettered": "broker",
+            "unacked": "database" if unacked is None else "management_api",
+        }
         broker = "rabbitmq"
     entry["dead_letter_rows"] = db["dead_letters"]
     entry["source"] = source
     return {"broker": broker, "queues": [entry]}
 
 
-def remove_dead_letter_messages(settings: Settings, app: Celery, task_ids: set[str],
-                                limit: int = 10_000) -> int:
+def remove_dead_letter_messages(
+    settings: Settings, app: Celery, task_ids: set[str], limit: int = 10_000
+) -> int:
     """Take the messages of ``task_ids`` out of the dead-letter queue; returns how many.
 
     AMQP cannot fetch a message by id: every message is got (unacked) in turn, the

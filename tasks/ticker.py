@@ -36,7 +36,9 @@ class Ticker:
         self.app = app
         self.url = settings.effective_database_url
         self.last_scan = 0.0
-        self.extra_jobs: list[Any] = []  # cron triggers, heartbeats... (callables taking the ticker)
+        self.extra_jobs: list[
+            Any
+        ] = []  # cron triggers, heartbeats... (callables taking the ticker)
 
     def tick(self) -> dict[str, int]:
         """One pass of every repair job; returns how much each did."""
@@ -60,8 +62,11 @@ class Ticker:
     def wake_due_delays(self) -> int:
         now = utcnow()
         with session_scope(self.url) as s:
-            due = s.execute(select(S.execution_id, S.node_id).where(
-                S.status == StepStatus.WAITING.value, S.wake_at <= now).limit(BATCH)).all()
+            due = s.execute(
+                select(S.execution_id, S.node_id)
+                .where(S.status == StepStatus.WAITING.value, S.wake_at <= now)
+                .limit(BATCH)
+            ).all()
         for eid, nid in due:
             with session_scope(self.url) as s:
                 follow = runs.wake_step(s, eid, nid, chords=self.settings.native_chords)
@@ -72,14 +77,23 @@ class Ticker:
 
     def _plan(self, session: Any, execution_id: str) -> Any:
         exe = session.get(E, execution_id)
-        return runs.load_compiled(session, exe.workflow_id, exe.workflow_version, self.settings.native_chords).plan
+        return runs.load_compiled(
+            session, exe.workflow_id, exe.workflow_version, self.settings.native_chords
+        ).plan
 
     def republish_parked_retries(self) -> int:
         now = utcnow()
         with session_scope(self.url) as s:
             rows = s.execute(
-                update(S).where(S.status == StepStatus.PENDING.value, S.queued_at.is_(None), S.wake_at.is_not(None),
-                                S.wake_at <= now).values(queued_at=now).returning(S.execution_id, S.node_id)
+                update(S)
+                .where(
+                    S.status == StepStatus.PENDING.value,
+                    S.queued_at.is_(None),
+                    S.wake_at.is_not(None),
+                    S.wake_at <= now,
+                )
+                .values(queued_at=now)
+                .returning(S.execution_id, S.node_id)
             ).all()
         for eid, nid in rows:
             publish_node(self.app, eid, nid)
@@ -90,12 +104,14 @@ class Ticker:
         lease = timedelta(seconds=self.settings.lease_seconds)
         with session_scope(self.url) as s:
             rows = s.execute(
-                update(S).where(S.status == StepStatus.RUNNING.value, S.lease_expires_at < now)
-                .values(lease_expires_at=now + lease).returning(S.execution_id, S.node_id)
+                update(S)
+                .where(S.status == StepStatus.RUNNING.value, S.lease_expires_at < now)
+                .values(lease_expires_at=now + lease, task_id=runs.requeue_stamp(now))
+                .returning(S.execution_id, S.node_id, S.task_id)
             ).all()
-        for eid, nid in rows:
+        for eid, nid, task_id in rows:
             log.warning("lease expired: re-queueing %s of %s", nid, eid)
-            publish_node(self.app, eid, nid, takeover=True)
+            publish_node(self.app, eid, nid, takeover=True, task_id=task_id)
         return len(rows)
 
     def republish_lost_messages(self) -> int:
@@ -103,37 +119,61 @@ class Ticker:
         now = utcnow()
         cutoff = now - timedelta(seconds=self.settings.lost_message_seconds)
         with session_scope(self.url) as s:
-            eids = s.execute(
-                select(S.execution_id).join(E, E.id == S.execution_id)
-                .where(E.status == ExecutionStatus.RUNNING.value, S.status == StepStatus.PENDING.value,
-                       S.remaining <= 0, or_(S.queued_at.is_(None), S.queued_at < cutoff),
-                       or_(S.wake_at.is_(None), S.wake_at < cutoff))
-                .distinct().limit(200)
-            ).scalars().all()
+            eids = (
+                s.execute(
+                    select(S.execution_id)
+                    .join(E, E.id == S.execution_id)
+                    .where(
+                        E.status == ExecutionStatus.RUNNING.value,
+                        S.status == StepStatus.PENDING.value,
+                        S.remaining <= 0,
+                        or_(S.queued_at.is_(None), S.queued_at < cutoff),
+                        or_(S.wake_at.is_(None), S.wake_at < cutoff),
+                    )
+                    .distinct()
+                    .limit(200)
+                )
+                .scalars()
+                .all()
+            )
         count = 0
         for eid in eids:
             with session_scope(self.url) as s:
                 exe = s.get(E, eid)
                 if exe is None:
                     continue
-                compiled = runs.load_compiled(s, exe.workflow_id, exe.workflow_version, self.settings.native_chords)
-                rows = s.execute(select(S.node_id, S.status, S.output, S.finished_at, S.queued_at)
-                                 .where(S.execution_id == eid)).all()
+                compiled = runs.load_compiled(
+                    s, exe.workflow_id, exe.workflow_version, self.settings.native_chords
+                )
+                rows = s.execute(
+                    select(S.node_id, S.status, S.output, S.finished_at, S.queued_at).where(
+                        S.execution_id == eid
+                    )
+                ).all()
                 views = {r.node_id: StepView(r.status, r.output) for r in rows}
                 lost = []
                 for r in rows:
-                    if r.status != StepStatus.PENDING.value or (r.queued_at and r.queued_at >= cutoff):
+                    if r.status != StepStatus.PENDING.value or (
+                        r.queued_at and r.queued_at >= cutoff
+                    ):
                         continue
                     preds = compiled.workflow.predecessors(r.node_id)
                     if not predecessors_done(compiled.workflow, r.node_id, views):
                         continue
-                    last = max((x.finished_at for x in rows if x.node_id in preds and x.finished_at), default=None)
+                    last = max(
+                        (x.finished_at for x in rows if x.node_id in preds and x.finished_at),
+                        default=None,
+                    )
                     if last is None and r.node_id == compiled.workflow.start.id:
                         last = exe.started_at
                     if last is None or last < cutoff:
                         lost.append(r.node_id)
                 if lost:
-                    s.execute(update(S).where(S.execution_id == eid, S.node_id.in_(lost)).values(queued_at=now))
+                    s.execute(
+                        update(S)
+                        .where(S.execution_id == eid, S.node_id.in_(lost))
+                        .values(queued_at=now)
+                    )
             for nid in lost:
                 log.warning("lost message: republishing %s of %s", nid, eid)
                 publish_node(self.app, eid, nid)
@@ -142,8 +182,15 @@ class Ticker:
 
     def finish_complete_executions(self) -> int:
         with session_scope(self.url) as s:
-            ids = s.execute(select(E.id).where(E.status == ExecutionStatus.RUNNING.value, E.ends_remaining <= 0)
-                            .limit(BATCH)).scalars().all()
+            ids = (
+                s.execute(
+                    select(E.id)
+                    .where(E.status == ExecutionStatus.RUNNING.value, E.ends_remaining <= 0)
+                    .limit(BATCH)
+                )
+                .scalars()
+                .all()
+            )
             for eid in ids:
                 runs.finish_execution(s, eid)
         return len(ids)

@@ -1,17 +1,17 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 00:09:45.721751
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-import models.base
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import models.base
 
 revision: str = '0001'
 down_revision: str | None = None

@@ -52,7 +52,9 @@ def _read(resp: requests.Response) -> bytes:
     for chunk in resp.iter_content(65536):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise StepError(f"response larger than {MAX_RESPONSE_BYTES} bytes", error_type="response_too_large")
+            raise StepError(
+                f"response larger than {MAX_RESPONSE_BYTES} bytes", error_type="response_too_large"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -61,7 +63,9 @@ def handle(node: Node, data: Any, context: dict[str, Any], env: HandlerEnv) -> A
     cfg = node.config
     url = render(cfg["url"], context)
     if not isinstance(url, str):
-        raise StepError(f"url must render to a string, got {type(url).__name__}", error_type="invalid_config")
+        raise StepError(
+            f"url must render to a string, got {type(url).__name__}", error_type="invalid_config"
+        )
     method = str(cfg.get("method", "GET")).upper()
     headers = {str(k): str(v) for k, v in (render(cfg.get("headers") or {}, context) or {}).items()}
     headers["Idempotency-Key"] = env.idempotency_key
@@ -80,30 +84,55 @@ def handle(node: Node, data: Any, context: dict[str, Any], env: HandlerEnv) -> A
         resp, raw = _send(method, url, headers, kwargs, timeout, env)
     except requests.Timeout as exc:
         breaker.record(False)
-        raise StepError(f"{method} {url} timed out after {timeout}s", error_type="timeout", retryable=True) from exc
+        raise StepError(
+            f"{method} {url} timed out after {timeout}s", error_type="timeout", retryable=True
+        ) from exc
     except requests.ConnectionError as exc:
         breaker.record(False)
-        raise StepError(f"{method} {url} failed to connect: {exc}", error_type="connection_error",
-                        retryable=True) from exc
+        raise StepError(
+            f"{method} {url} failed to connect: {exc}",
+            error_type="connection_error",
+            retryable=True,
+        ) from exc
     except requests.RequestException as exc:
         raise StepError(f"{method} {url} failed: {exc}", error_type="request_error") from exc
     result = {"status": resp.status_code, "headers": dict(resp.headers), "body": _decode(resp, raw)}
     breaker.record(resp.status_code < 500)
     if resp.status_code == 429 or resp.status_code >= 500:
-        raise StepError(f"{method} {url} answered {resp.status_code}", error_type="http_error", retryable=True,
-                        details={"response": result, "retry_after": resp.headers.get("Retry-After")})
+        raise StepError(
+            f"{method} {url} answered {resp.status_code}",
+            error_type="http_error",
+            retryable=True,
+            details={"response": result, "retry_after": resp.headers.get("Retry-After")},
+        )
     if resp.status_code >= 400:
-        raise StepError(f"{method} {url} answered {resp.status_code}", error_type="http_error",
-                        details={"response": result})
+        raise StepError(
+            f"{method} {url} answered {resp.status_code}",
+            error_type="http_error",
+            details={"response": result},
+        )
     return result
 
 
-def _send(method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any], timeout: float,
-          env: HandlerEnv) -> tuple[requests.Response, bytes]:
+def _send(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    kwargs: dict[str, Any],
+    timeout: float,
+    env: HandlerEnv,
+) -> tuple[requests.Response, bytes]:
     for _ in range(MAX_REDIRECTS + 1):
         ssrf.check_url(url, env.settings)
-        resp = _session().request(method, url, headers=headers, timeout=timeout, allow_redirects=False,
-                                  stream=True, **kwargs)
+        resp = _session().request(
+            method,
+            url,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+            **kwargs,
+        )
         try:
             if resp.is_redirect and "Location" in resp.headers:
                 url = urljoin(url, resp.headers["Location"])

@@ -14,11 +14,15 @@ from .env import HandlerEnv
 
 def _parse_time(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise StepError(f"delay `until` must be an ISO 8601 time, got {value!r}", error_type="invalid_config")
+        raise StepError(
+            f"delay `until` must be an ISO 8601 time, got {value!r}", error_type="invalid_config"
+        )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise StepError(f"delay `until` is not an ISO 8601 time: {value!r}", error_type="invalid_config") from exc
+        raise StepError(
+            f"delay `until` is not an ISO 8601 time: {value!r}", error_type="invalid_config"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -29,7 +33,9 @@ def wake_at(node: Node, context: dict[str, Any], now: datetime | None = None) ->
     if "seconds" in cfg:
         seconds = render(cfg["seconds"], context)
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise StepError(f"delay seconds must be a number >= 0, got {seconds!r}", error_type="invalid_config")
+            raise StepError(
+                f"delay seconds must be a number >= 0, got {seconds!r}", error_type="invalid_config"
+            )
         return now + timedelta(seconds=float(seconds))
     until = cfg.get("until")
     if isinstance(until, str) and not is_expression_string(until):

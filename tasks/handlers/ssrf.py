@@ -17,25 +17,36 @@ from settings import Settings
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-            or ip.is_unspecified)
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
 
 
 def check_url(url: str, settings: Settings) -> None:
     """Raise a non-retryable StepError if ``url`` may not be called."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise StepError(f"only http and https URLs can be called, not {url!r}", error_type="invalid_url")
+        raise StepError(
+            f"only http and https URLs can be called, not {url!r}", error_type="invalid_url"
+        )
     host = (parts.hostname or "").lower()
     if not host:
         raise StepError(f"URL has no host: {url!r}", error_type="invalid_url")
     if settings.action_allow_private or host in settings.action_allowed_hosts:
         return
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
+        )
     except socket.gaierror as exc:
-        raise StepError(f"cannot resolve host {host!r}: {exc}", error_type="connection_error", retryable=True) from exc
+        raise StepError(
+            f"cannot resolve host {host!r}: {exc}", error_type="connection_error", retryable=True
+        ) from exc
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if _forbidden(ip):

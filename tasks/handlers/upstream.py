@@ -35,8 +35,11 @@ class Breaker:
                 if now - self.opened_at < self.reset_seconds:
                     raise StepError(
                         f"circuit open for {self.host} after {self.failures} consecutive failures",
-                        error_type="circuit_open", retryable=True,
-                        details={"retry_after": round(self.reset_seconds - (now - self.opened_at), 1)},
+                        error_type="circuit_open",
+                        retryable=True,
+                        details={
+                            "retry_after": round(self.reset_seconds - (now - self.opened_at), 1)
+                        },
                     )
                 self.opened_at = now  # half-open: this call is the trial; others still fail fast
             wait = 0.0
@@ -67,8 +70,12 @@ def for_url(url: str, settings: Settings) -> Breaker:
     with _lock:
         b = _breakers.get(host)
         if b is None:
-            b = _breakers[host] = Breaker(host, settings.circuit_failure_threshold, settings.circuit_reset_seconds,
-                                          settings.action_rate_limit_per_host)
+            b = _breakers[host] = Breaker(
+                host,
+                settings.circuit_failure_threshold,
+                settings.circuit_reset_seconds,
+                settings.action_rate_limit_per_host,
+            )
         return b
 
 

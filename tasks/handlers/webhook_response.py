@@ -17,9 +17,14 @@ def handle(node: Node, data: Any, context: dict[str, Any], env: HandlerEnv) -> A
     try:
         status = int(status)
     except (TypeError, ValueError) as exc:
-        raise StepError(f"webhook_response status must be an integer, got {status!r}", error_type="invalid_config") from exc
+        raise StepError(
+            f"webhook_response status must be an integer, got {status!r}",
+            error_type="invalid_config",
+        ) from exc
     if not 100 <= status <= 599:
-        raise StepError(f"webhook_response status {status} is not an HTTP status", error_type="invalid_config")
+        raise StepError(
+            f"webhook_response status {status} is not an HTTP status", error_type="invalid_config"
+        )
     headers = render(cfg.get("headers") or {}, context)
     if not isinstance(headers, dict):
         raise StepError("webhook_response headers must be an object", error_type="invalid_config")

@@ -14,16 +14,47 @@ from engine.graph import Edge, Node, Workflow
 
 
 def wf(nodes: list[tuple[str, str]], edges: list[tuple[str, str]], **config: Any) -> Workflow:
-    return Workflow(tuple(Node(i, t, config.get(i, {})) for i, t in nodes), tuple(Edge(a, b) for a, b in edges))
+    return Workflow(
+        tuple(Node(i, t, config.get(i, {})) for i, t in nodes), tuple(Edge(a, b) for a, b in edges)
+    )
 
 
-DIAMOND = wf([("s", "start"), ("f", "fork"), ("a", "transform"), ("b", "transform"), ("j", "join"), ("e", "end")],
-             [("s", "f"), ("f", "a"), ("f", "b"), ("a", "j"), ("b", "j"), ("j", "e")])
+DIAMOND = wf(
+    [
+        ("s", "start"),
+        ("f", "fork"),
+        ("a", "transform"),
+        ("b", "transform"),
+        ("j", "join"),
+        ("e", "end"),
+    ],
+    [("s", "f"), ("f", "a"), ("f", "b"), ("a", "j"), ("b", "j"), ("j", "e")],
+)
 
-NON_SP = wf([("s", "start"), ("A", "fork"), ("B", "fork"), ("C", "transform"), ("D", "join"), ("E", "transform"),
-             ("F", "join"), ("end", "end")],
-            [("s", "A"), ("s", "B"), ("A", "C"), ("A", "D"), ("B", "D"), ("B", "E"), ("C", "F"), ("D", "F"),
-             ("E", "F"), ("F", "end")])
+NON_SP = wf(
+    [
+        ("s", "start"),
+        ("A", "fork"),
+        ("B", "fork"),
+        ("C", "transform"),
+        ("D", "join"),
+        ("E", "transform"),
+        ("F", "join"),
+        ("end", "end"),
+    ],
+    [
+        ("s", "A"),
+        ("s", "B"),
+        ("A", "C"),
+        ("A", "D"),
+        ("B", "D"),
+        ("B", "E"),
+        ("C", "F"),
+        ("D", "F"),
+        ("E", "F"),
+        ("F", "end"),
+    ],
+)
 
 
 def canvas_json(sig: Any) -> Any:
@@ -35,8 +66,11 @@ def test_diamond_is_one_chain_with_a_chord() -> None:
     assert sig["subtask_type"] == "chain"
     tasks = sig["kwargs"]["tasks"]
     assert [t.get("subtask_type") for t in tasks] == [None, None, "chord", None]
-    assert [t["args"] for t in tasks if t.get("subtask_type") is None] == [["exe-1", "s"], ["exe-1", "f"],
-                                                                            ["exe-1", "e"]]
+    assert [t["args"] for t in tasks if t.get("subtask_type") is None] == [
+        ["exe-1", "s"],
+        ["exe-1", "f"],
+        ["exe-1", "e"],
+    ]
     chord = tasks[2]
     assert [h["args"][1] for h in chord["kwargs"]["header"]] == ["a", "b"]
     assert chord["kwargs"]["body"]["args"] == ["exe-1", "j"]
@@ -63,7 +97,10 @@ def test_non_series_parallel_joins_through_database_counters() -> None:
 
 
 def test_delay_always_ends_its_canvas() -> None:
-    w = wf([("s", "start"), ("d", "delay"), ("t", "transform"), ("e", "end")], [("s", "d"), ("d", "t"), ("t", "e")])
+    w = wf(
+        [("s", "start"), ("d", "delay"), ("t", "transform"), ("e", "end")],
+        [("s", "d"), ("d", "t"), ("t", "e")],
+    )
     plan = compile_plan(w)
     assert ("d", "t") in plan.counter_edges
     assert plan.region_of["t"] == "t" and plan.region_of["d"] == "s"
@@ -71,10 +108,31 @@ def test_delay_always_ends_its_canvas() -> None:
 
 def test_chords_are_never_nested() -> None:
     # a fork inside a fork: the inner join goes through the counter, so no chord in a chord header
-    w = wf([("s", "start"), ("f", "fork"), ("g", "fork"), ("x", "transform"), ("y", "transform"), ("k", "join"),
-            ("z", "transform"), ("j", "join"), ("e", "end")],
-           [("s", "f"), ("f", "g"), ("f", "z"), ("g", "x"), ("g", "y"), ("x", "k"), ("y", "k"), ("k", "j"),
-            ("z", "j"), ("j", "e")])
+    w = wf(
+        [
+            ("s", "start"),
+            ("f", "fork"),
+            ("g", "fork"),
+            ("x", "transform"),
+            ("y", "transform"),
+            ("k", "join"),
+            ("z", "transform"),
+            ("j", "join"),
+            ("e", "end"),
+        ],
+        [
+            ("s", "f"),
+            ("f", "g"),
+            ("f", "z"),
+            ("g", "x"),
+            ("g", "y"),
+            ("x", "k"),
+            ("y", "k"),
+            ("k", "j"),
+            ("z", "j"),
+            ("j", "e"),
+        ],
+    )
     plan = compile_plan(w)
 
     def chords_inside(spec: Any, depth: int = 0) -> int:
@@ -88,16 +146,27 @@ def test_chords_are_never_nested() -> None:
 
 
 def test_condition_branches_are_a_group_joined_by_a_chord() -> None:
-    w = wf([("s", "start"), ("c", "condition"), ("x", "transform"), ("y", "transform"), ("j", "join"), ("e", "end")],
-           [("s", "c"), ("c", "x"), ("c", "y"), ("x", "j"), ("y", "j"), ("j", "e")])
+    w = wf(
+        [
+            ("s", "start"),
+            ("c", "condition"),
+            ("x", "transform"),
+            ("y", "transform"),
+            ("j", "join"),
+            ("e", "end"),
+        ],
+        [("s", "c"), ("c", "x"), ("c", "y"), ("x", "j"), ("y", "j"), ("j", "e")],
+    )
     doc = compile_plan(w).to_json()
     assert doc["regions"][0]["canvas"]["tasks"][2]["type"] == "chord"
 
 
 def test_ten_thousand_node_compile_is_fast_and_complete() -> None:
     n = 10_000
-    chain = wf([("s", "start")] + [(f"n{i}", "transform") for i in range(n)] + [("e", "end")],
-               [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")])
+    chain = wf(
+        [("s", "start")] + [(f"n{i}", "transform") for i in range(n)] + [("e", "end")],
+        [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")],
+    )
     plan = compile_plan(chain)
     assert len(plan.region_of) == n + 2 and list(plan.regions) == ["s"]
 
@@ -127,7 +196,9 @@ def random_dags(draw: Any) -> Workflow:
 
 @settings(max_examples=150, deadline=None)
 @given(random_dags(), st.booleans())
-def test_every_node_lands_in_exactly_one_region_and_every_edge_is_canvas_or_counter(w: Workflow, chords: bool) -> None:
+def test_every_node_lands_in_exactly_one_region_and_every_edge_is_canvas_or_counter(
+    w: Workflow, chords: bool
+) -> None:
     plan = compile_plan(w, chords=chords)
     assert set(plan.region_of) == {n.id for n in w.nodes}
     for node in w.nodes:
@@ -136,7 +207,9 @@ def test_every_node_lands_in_exactly_one_region_and_every_edge_is_canvas_or_coun
         assert len(kinds) <= 1, node.id
         is_entry = node.id in plan.regions
         assert is_entry == (node.type == "start" or kinds == {True}), node.id
-        assert plan.counter_in[node.id] == sum(1 for e in w.in_edges[node.id] if (e.source, e.target) in plan.counter_edges)
+        assert plan.counter_in[node.id] == sum(
+            1 for e in w.in_edges[node.id] if (e.source, e.target) in plan.counter_edges
+        )
     # canvases reference each node once, and only nodes of their region
     for entry, spec in plan.regions.items():
         ids = [t["args"][1] for t in _tasks(canvas_json(to_signature(spec, "x")))]
@@ -153,5 +226,7 @@ def _tasks(sig: dict[str, Any]) -> list[dict[str, Any]]:
     if kind in ("chain", "group"):
         return [t for s in sig["kwargs"]["tasks"] for t in _tasks(s)]
     if kind == "chord":
-        return [t for h in sig["kwargs"]["header"] for t in _tasks(h)] + _tasks(sig["kwargs"]["body"])
+        return [t for h in sig["kwargs"]["header"] for t in _tasks(h)] + _tasks(
+            sig["kwargs"]["body"]
+        )
     return [sig]

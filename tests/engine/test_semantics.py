@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 from engine.graph import Edge, Node, Workflow
-from engine.semantics import StepView, edge_taken, node_input, predecessors_done, taken_sources, truthy
+from engine.semantics import (
+    StepView,
+    edge_taken,
+    node_input,
+    predecessors_done,
+    taken_sources,
+    truthy,
+)
 
 W = Workflow(
-    (Node("s", "start"), Node("c", "condition"), Node("x", "transform"), Node("y", "transform"), Node("j", "join"),
-     Node("e", "end")),
-    (Edge("s", "c"), Edge("c", "x", "true"), Edge("c", "y", "false"), Edge("x", "j"), Edge("y", "j"), Edge("j", "e")),
+    (
+        Node("s", "start"),
+        Node("c", "condition"),
+        Node("x", "transform"),
+        Node("y", "transform"),
+        Node("j", "join"),
+        Node("e", "end"),
+    ),
+    (
+        Edge("s", "c"),
+        Edge("c", "x", "true"),
+        Edge("c", "y", "false"),
+        Edge("x", "j"),
+        Edge("y", "j"),
+        Edge("j", "e"),
+    ),
 )
 
 
 def test_jq_truthiness() -> None:
-    assert [truthy(v) for v in (None, False, 0, "", [], {}, True)] == [False, False, True, True, True, True, True]
+    assert [truthy(v) for v in (None, False, 0, "", [], {}, True)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_condition_edges_follow_the_result() -> None:
@@ -39,8 +67,10 @@ def test_skip_flows_on_when_no_edge_is_taken() -> None:
 
 
 def test_inputs_one_source_as_is_several_as_object() -> None:
-    w = Workflow((Node("a", "transform"), Node("b", "transform"), Node("t", "transform")),
-                 (Edge("a", "t"), Edge("b", "t")))
+    w = Workflow(
+        (Node("a", "transform"), Node("b", "transform"), Node("t", "transform")),
+        (Edge("a", "t"), Edge("b", "t")),
+    )
     steps = {"a": StepView("succeeded", 1), "b": StepView("succeeded", 2)}
     assert node_input(w, "t", ["a", "b"], steps, None) == {"a": 1, "b": 2}
     assert node_input(w, "t", ["a"], steps, None) == 1

@@ -204,26 +204,37 @@ def _problems(document: Any) -> list[tuple[str, str]]:
 
 
 def test_load_chains_start_each_top_level_task_and_end() -> None:
+    document = _document(
+        {"first": {"set": {"a": 1}}},
+        {"second": {"set": {"b": 2}, "then": "third"}},
+        {"third": {"wait": {"seconds": 0}}},
+    )
+    workflow = load_serverless(document)
+    task_ids = ["/do/0/first", "/do/1/second", "/do/2/third"]
+    assert [n.id for n in workflow.nodes] == ["start", *task_ids, "end"]
+    assert [n.type for n in workflow.nodes] == ["start", "sw_task", "sw_task", "sw_task", "end"]
+    assert [e.key() for e in workflow.edges] == [
+        "start->/do/0/first",
+        "/do/0/first->/do/1/second",
+        "/do/1/second->/do/2/third",
+        "/do/2/third->end",
+    ]
+    assert workflow.node_map["/do/1/second"].config == {
+        "name": "second",
+        "task": document["do"][1]["second"],
+        "pointer": "/do/1/second",
+    }
+    assert (workflow.name, workflow.format) == ("sample", "serverless")
+    assert workflow.meta == {"document": document}
+
+
+def test_load_runs_a_root_list_with_jumps_as_one_node() -> None:
+    # order-fulfilment jumps by name (a switch to `ship`, `then: end` mid-list): one /do node
     document = _fixture("order-fulfilment.yaml")
     workflow = load_serverless(document)
-
-    task_ids = [f"/do/{i}/{name}" for i, item in enumerate(document["do"]) for name in item]
-    assert [n.id for n in workflow.nodes] == ["start", *task_ids, "end"]
-    assert [n.type for n in workflow.nodes] == ["start"] + ["sw_task"] * 20 + ["end"]
-    assert [e.key() for e in workflow.edges][:2] == [
-        "start->/do/0/loadOrder",
-        "/do/0/loadOrder->/do/1/checkOrder",
-    ]
-    assert workflow.edges[-1].key() == "/do/19/finish->end"
-    assert workflow.topological_order == ("start", *task_ids, "end")
-    node = workflow.node_map["/do/2/reserveStock"]
-    assert node.config == {
-        "name": "reserveStock",
-        "task": document["do"][2]["reserveStock"],
-        "pointer": "/do/2/reserveStock",
-    }
+    assert [n.id for n in workflow.nodes] == ["start", "/do", "end"]
+    assert workflow.node_map["/do"].config["task"] == {"do": document["do"]}
     assert (workflow.name, workflow.format) == ("order-fulfilment", "serverless")
-    assert workflow.meta == {"document": document}
 
 
 def test_load_definition_dispatches_serverless_documents() -> None:

@@ -19,7 +19,9 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture(scope="session", params=["embedded", "rabbitmq"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
     """A running engine: in-process (SQLite + memory broker) or real worker and beat processes."""
     tmp = tmp_path_factory.mktemp(f"engine-{request.param}")
     if request.param == "embedded":

@@ -19,9 +19,16 @@ from tests.support.upstream import Upstream
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def dag(nodes: list[dict[str, Any]], edges: list[tuple[str, str] | tuple[str, str, str]]) -> dict[str, Any]:
-    return {"nodes": nodes, "edges": [
-        {"source": e[0], "target": e[1], **({"when": e[2]} if len(e) == 3 else {})} for e in edges]}
+def dag(
+    nodes: list[dict[str, Any]], edges: list[tuple[str, str] | tuple[str, str, str]]
+) -> dict[str, Any]:
+    return {
+        "nodes": nodes,
+        "edges": [
+            {"source": e[0], "target": e[1], **({"when": e[2]} if len(e) == 3 else {})}
+            for e in edges
+        ],
+    }
 
 
 def n(id: str, type: str, **config: Any) -> dict[str, Any]:
@@ -57,11 +64,17 @@ def finished(r: Any, node: str) -> float:
 def test_contract_example_vip_path(engine: Harness, upstream: Upstream) -> None:
     r = engine.run(contract_example(upstream), {"user_id": 42})
     assert r.status == "succeeded", r.error
-    assert r.output == {"status": 200, "headers": {},
-                        "body": {"a": {"name": "User 42"}, "b": {"greeting": "Hello User 42", "n": 1}}}
+    assert r.output == {
+        "status": 200,
+        "headers": {},
+        "body": {"a": {"name": "User 42"}, "b": {"greeting": "Hello User 42", "n": 1}},
+    }
     assert set(r.statuses().values()) == {"succeeded"}
     assert r.step("get_user")["output"]["body"]["tier"] == "vip"
-    assert r.step("merge")["input"] == {"a": {"name": "User 42"}, "b": {"greeting": "Hello User 42", "n": 1}}
+    assert r.step("merge")["input"] == {
+        "a": {"name": "User 42"},
+        "b": {"greeting": "Hello User 42", "n": 1},
+    }
     # the delay really waited, and everything ran in dependency order
     assert finished(r, "wait") - started(r, "wait") >= 0.9
     order = ["start", "get_user", "is_vip", "wait", "split", "merge", "reply", "end"]
@@ -72,7 +85,9 @@ def test_contract_example_vip_path(engine: Harness, upstream: Upstream) -> None:
     assert upstream.keys("/users/42")[f"{r.id}:get_user"] == 1
 
 
-def test_contract_example_false_branch_skips_and_end_runs(engine: Harness, upstream: Upstream) -> None:
+def test_contract_example_false_branch_skips_and_end_runs(
+    engine: Harness, upstream: Upstream
+) -> None:
     r = engine.run(contract_example(upstream), {"user_id": 7})
     assert r.status == "succeeded", r.error
     assert r.output == {"result": False}
@@ -83,10 +98,24 @@ def test_contract_example_false_branch_skips_and_end_runs(engine: Harness, upstr
 
 
 def test_if_else_join_runs_with_the_taken_branch(engine: Harness) -> None:
-    wf = dag([n("s", "start"), n("c", "condition", expression=".input.n > 5"),
-              n("big", "transform", expression='"big"'), n("small", "transform", expression='"small"'),
-              n("j", "join"), n("e", "end")],
-             [("s", "c"), ("c", "big", "true"), ("c", "small", "false"), ("big", "j"), ("small", "j"), ("j", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("c", "condition", expression=".input.n > 5"),
+            n("big", "transform", expression='"big"'),
+            n("small", "transform", expression='"small"'),
+            n("j", "join"),
+            n("e", "end"),
+        ],
+        [
+            ("s", "c"),
+            ("c", "big", "true"),
+            ("c", "small", "false"),
+            ("big", "j"),
+            ("small", "j"),
+            ("j", "e"),
+        ],
+    )
     wid = engine.workflow(wf)
     hi = engine.wait(engine.start(wid, {"n": 9}))
     lo = engine.wait(engine.start(wid, {"n": 1}))
@@ -95,15 +124,36 @@ def test_if_else_join_runs_with_the_taken_branch(engine: Harness) -> None:
     assert hi.step("small")["status"] == "skipped" and lo.step("big")["status"] == "skipped"
 
 
-def test_non_series_parallel_dag_keeps_maximum_parallelism(engine: Harness, upstream: Upstream) -> None:
+def test_non_series_parallel_dag_keeps_maximum_parallelism(
+    engine: Harness, upstream: Upstream
+) -> None:
     """A->C, A->D, B->D, B->E, C/D/E->F: C starts when A is done, not when slow B is."""
     slow = f"{upstream.url}/slow?ms=1500"
     fast = f"{upstream.url}/slow?ms=10"
-    wf = dag([n("s", "start"), n("A", "action", method="GET", url=fast), n("B", "action", method="GET", url=slow),
-              n("C", "transform", expression='"c"'), n("D", "join"), n("E", "transform", expression='"e"'),
-              n("F", "join"), n("end", "end")],
-             [("s", "A"), ("s", "B"), ("A", "C"), ("A", "D"), ("B", "D"), ("B", "E"), ("C", "F"), ("D", "F"),
-              ("E", "F"), ("F", "end")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("A", "action", method="GET", url=fast),
+            n("B", "action", method="GET", url=slow),
+            n("C", "transform", expression='"c"'),
+            n("D", "join"),
+            n("E", "transform", expression='"e"'),
+            n("F", "join"),
+            n("end", "end"),
+        ],
+        [
+            ("s", "A"),
+            ("s", "B"),
+            ("A", "C"),
+            ("A", "D"),
+            ("B", "D"),
+            ("B", "E"),
+            ("C", "F"),
+            ("D", "F"),
+            ("E", "F"),
+            ("F", "end"),
+        ],
+    )
     r = engine.run(wf)
     assert r.status == "succeeded", r.error
     assert finished(r, "C") < finished(r, "B"), "C waited for the unrelated slow branch B"
@@ -112,11 +162,25 @@ def test_non_series_parallel_dag_keeps_maximum_parallelism(engine: Harness, upst
     assert set(r.output) == {"C", "D", "E"}
 
 
-def test_action_retries_5xx_with_the_same_idempotency_key(engine: Harness, upstream: Upstream) -> None:
+def test_action_retries_5xx_with_the_same_idempotency_key(
+    engine: Harness, upstream: Upstream
+) -> None:
     key = f"retry-{time.time_ns()}"
-    wf = dag([n("s", "start"), n("call", "action", method="POST", url=f"{upstream.url}/flaky/{key}?fail=2",
-                                  body={"x": "${ .input.x }"}, retry={"max_attempts": 3, "initial_seconds": 0}),
-              n("e", "end")], [("s", "call"), ("call", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n(
+                "call",
+                "action",
+                method="POST",
+                url=f"{upstream.url}/flaky/{key}?fail=2",
+                body={"x": "${ .input.x }"},
+                retry={"max_attempts": 3, "initial_seconds": 0},
+            ),
+            n("e", "end"),
+        ],
+        [("s", "call"), ("call", "e")],
+    )
     r = engine.run(wf, {"x": 5})
     assert r.status == "succeeded", r.error
     assert r.step("call")["attempts"] == 3
@@ -128,10 +192,26 @@ def test_action_retries_5xx_with_the_same_idempotency_key(engine: Harness, upstr
 
 
 def test_4xx_is_not_retried_and_fails_the_execution(engine: Harness, upstream: Upstream) -> None:
-    wf = dag([n("s", "start"), n("f", "fork"), n("bad", "action", method="GET", url=f"{upstream.url}/status/404"),
-              n("slow", "action", method="GET", url=f"{upstream.url}/slow?ms=3000"), n("j", "join"),
-              n("after", "transform", expression="1"), n("e", "end")],
-             [("s", "f"), ("f", "bad"), ("f", "slow"), ("bad", "j"), ("slow", "j"), ("j", "after"), ("after", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("f", "fork"),
+            n("bad", "action", method="GET", url=f"{upstream.url}/status/404"),
+            n("slow", "action", method="GET", url=f"{upstream.url}/slow?ms=3000"),
+            n("j", "join"),
+            n("after", "transform", expression="1"),
+            n("e", "end"),
+        ],
+        [
+            ("s", "f"),
+            ("f", "bad"),
+            ("f", "slow"),
+            ("bad", "j"),
+            ("slow", "j"),
+            ("j", "after"),
+            ("after", "e"),
+        ],
+    )
     r = engine.run(wf)
     assert r.status == "failed"
     assert r.step("bad")["status"] == "failed" and r.step("bad")["attempts"] == 1
@@ -141,41 +221,81 @@ def test_4xx_is_not_retried_and_fails_the_execution(engine: Harness, upstream: U
     assert r.step("j")["status"] == "cancelled"
 
 
-def test_retries_exhausted_on_5xx_fail_with_every_attempt_recorded(engine: Harness, upstream: Upstream) -> None:
-    wf = dag([n("s", "start"), n("x", "action", method="GET", url=f"{upstream.url}/status/500",
-                                  retry={"max_attempts": 2, "initial_seconds": 0}), n("e", "end")],
-             [("s", "x"), ("x", "e")])
+def test_retries_exhausted_on_5xx_fail_with_every_attempt_recorded(
+    engine: Harness, upstream: Upstream
+) -> None:
+    wf = dag(
+        [
+            n("s", "start"),
+            n(
+                "x",
+                "action",
+                method="GET",
+                url=f"{upstream.url}/status/500",
+                retry={"max_attempts": 2, "initial_seconds": 0},
+            ),
+            n("e", "end"),
+        ],
+        [("s", "x"), ("x", "e")],
+    )
     r = engine.run(wf)
     assert r.status == "failed"
     assert r.step("x")["attempts"] == 2
     assert r.step("e")["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("expression, fragment", [
-    (".input.a.b.c", "Cannot index"),
-    ('error("boom")', "boom"),
-])
-def test_runtime_expression_errors_fail_the_step_clearly(engine: Harness, expression: str, fragment: str) -> None:
-    wf = dag([n("s", "start"), n("t", "transform", expression=expression), n("e", "end")], [("s", "t"), ("t", "e")])
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        (".input.a.b.c", "Cannot index"),
+        ('error("boom")', "boom"),
+    ],
+)
+def test_runtime_expression_errors_fail_the_step_clearly(
+    engine: Harness, expression: str, fragment: str
+) -> None:
+    wf = dag(
+        [n("s", "start"), n("t", "transform", expression=expression), n("e", "end")],
+        [("s", "t"), ("t", "e")],
+    )
     r = engine.run(wf, {"a": 5})
     assert r.status == "failed"
     assert r.step("t")["error"]["type"] == "expression_error"
     assert fragment in r.step("t")["error"]["message"]
 
 
-def test_text_response_where_json_is_needed_fails_the_next_step(engine: Harness, upstream: Upstream) -> None:
-    wf = dag([n("s", "start"), n("get", "action", method="GET", url=f"{upstream.url}/text"),
-              n("t", "transform", expression=".steps.get.output.body.name"), n("e", "end")],
-             [("s", "get"), ("get", "t"), ("t", "e")])
+def test_text_response_where_json_is_needed_fails_the_next_step(
+    engine: Harness, upstream: Upstream
+) -> None:
+    wf = dag(
+        [
+            n("s", "start"),
+            n("get", "action", method="GET", url=f"{upstream.url}/text"),
+            n("t", "transform", expression=".steps.get.output.body.name"),
+            n("e", "end"),
+        ],
+        [("s", "get"), ("get", "t"), ("t", "e")],
+    )
     r = engine.run(wf)
     assert r.step("get")["output"]["body"] == "hello, world"
     assert r.status == "failed" and r.step("t")["status"] == "failed"
 
 
 def test_unreachable_host_fails_after_retries(engine: Harness) -> None:
-    wf = dag([n("s", "start"), n("x", "action", method="GET", url="http://127.0.0.1:1/nothing",
-                                  retry={"max_attempts": 2, "initial_seconds": 0}), n("e", "end")],
-             [("s", "x"), ("x", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n(
+                "x",
+                "action",
+                method="GET",
+                url="http://127.0.0.1:1/nothing",
+                retry={"max_attempts": 2, "initial_seconds": 0},
+            ),
+            n("e", "end"),
+        ],
+        [("s", "x"), ("x", "e")],
+    )
     r = engine.run(wf)
     assert r.status == "failed"
     assert r.step("x")["error"]["type"] == "connection_error" and r.step("x")["attempts"] == 2
@@ -183,8 +303,15 @@ def test_unreachable_host_fails_after_retries(engine: Harness) -> None:
 
 def test_long_delay_parks_in_the_database_and_resumes(engine: Harness) -> None:
     # short_delay_seconds is 2 in these harnesses: 3 s is a "long" delay woken by the ticker.
-    wf = dag([n("s", "start"), n("d", "delay", seconds=3), n("t", "transform", expression=".node.input"),
-              n("e", "end")], [("s", "d"), ("d", "t"), ("t", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("d", "delay", seconds=3),
+            n("t", "transform", expression=".node.input"),
+            n("e", "end"),
+        ],
+        [("s", "d"), ("d", "t"), ("t", "e")],
+    )
     wid = engine.workflow(wf)
     eid = engine.start(wid, {"k": 1})
     time.sleep(1.0)
@@ -195,11 +322,20 @@ def test_long_delay_parks_in_the_database_and_resumes(engine: Harness) -> None:
     assert finished(r, "d") - started(r, "d") >= 2.9
 
 
-def test_cancel_stops_running_work_and_nothing_starts_after(engine: Harness, upstream: Upstream) -> None:
+def test_cancel_stops_running_work_and_nothing_starts_after(
+    engine: Harness, upstream: Upstream
+) -> None:
     from tasks.publish import revoke
 
-    wf = dag([n("s", "start"), n("slow", "action", method="GET", url=f"{upstream.url}/slow?ms=1500"),
-              n("next", "transform", expression="1"), n("e", "end")], [("s", "slow"), ("slow", "next"), ("next", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("slow", "action", method="GET", url=f"{upstream.url}/slow?ms=1500"),
+            n("next", "transform", expression="1"),
+            n("e", "end"),
+        ],
+        [("s", "slow"), ("slow", "next"), ("next", "e")],
+    )
     wid = engine.workflow(wf)
     eid = engine.start(wid)
     deadline = time.monotonic() + 10
@@ -224,10 +360,16 @@ def test_retry_from_failure_keeps_succeeded_steps(engine: Harness, upstream: Ups
     from tasks.service import resume_execution
 
     key = f"gate-{time.time_ns()}"
-    wf = dag([n("s", "start"), n("first", "action", method="GET", url=f"{upstream.url}/users/1"),
-              n("gated", "action", method="GET", url=f"{upstream.url}/gate/{key}"),
-              n("last", "transform", expression=".steps.first.output.body.name"), n("e", "end")],
-             [("s", "first"), ("first", "gated"), ("gated", "last"), ("last", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n("first", "action", method="GET", url=f"{upstream.url}/users/1"),
+            n("gated", "action", method="GET", url=f"{upstream.url}/gate/{key}"),
+            n("last", "transform", expression=".steps.first.output.body.name"),
+            n("e", "end"),
+        ],
+        [("s", "first"), ("first", "gated"), ("gated", "last"), ("last", "e")],
+    )
     wid = engine.workflow(wf)
     eid = engine.start(wid)
     r = engine.wait(eid)
@@ -239,19 +381,33 @@ def test_retry_from_failure_keeps_succeeded_steps(engine: Harness, upstream: Ups
     assert r.status == "succeeded", r.error
     assert r.output == "User 1"
     assert upstream.keys("/users/1")[f"{eid}:first"] == 1  # not called again
-    assert r.step("gated")["attempts"] == 2
+    # the retry budget is whole again; the history keeps the failed attempt too
+    assert r.step("gated")["attempts"] == 1
+    assert [h["status"] for h in r.step("gated")["history"]] == ["failed", "succeeded"]
 
 
 def test_wide_fork_join_and_long_chain(engine: Harness) -> None:
     width = 50
-    nodes = [n("s", "start"), n("f", "fork")] + [n(f"b{i}", "transform", expression=f"{i}") for i in range(width)]
-    nodes += [n("j", "join"), n("sum", "transform", expression="[.node.input[]] | add"), n("e", "end")]
-    edges: list[Any] = [("s", "f")] + [("f", f"b{i}") for i in range(width)] + [(f"b{i}", "j") for i in range(width)]
+    nodes = [n("s", "start"), n("f", "fork")] + [
+        n(f"b{i}", "transform", expression=f"{i}") for i in range(width)
+    ]
+    nodes += [
+        n("j", "join"),
+        n("sum", "transform", expression="[.node.input[]] | add"),
+        n("e", "end"),
+    ]
+    edges: list[Any] = (
+        [("s", "f")]
+        + [("f", f"b{i}") for i in range(width)]
+        + [(f"b{i}", "j") for i in range(width)]
+    )
     edges += [("j", "sum"), ("sum", "e")]
     r = engine.run(dag(nodes, edges))
     assert r.status == "succeeded" and r.output == sum(range(width))
     length = 60
-    chain = [n("s", "start")] + [n(f"t{i}", "transform", expression=".node.input + 1") for i in range(length)]
+    chain = [n("s", "start")] + [
+        n(f"t{i}", "transform", expression=".node.input + 1") for i in range(length)
+    ]
     chain.append(n("e", "end"))
     ids = ["s"] + [f"t{i}" for i in range(length)] + ["e"]
     r = engine.run(dag(chain, list(zip(ids, ids[1:], strict=False))), 0)
@@ -269,9 +425,20 @@ def test_idempotency_key_returns_the_first_execution(engine: Harness) -> None:
 
 
 def test_webhook_response_and_end_output_mapping(engine: Harness) -> None:
-    wf = dag([n("s", "start"), n("r", "webhook_response", status=201, headers={"X-Id": "${ .execution.id }"},
-                                  body={"got": "${ .input.q }"}),
-              n("e", "end", output={"done": True, "q": "${ .input.q }"})], [("s", "r"), ("r", "e")])
+    wf = dag(
+        [
+            n("s", "start"),
+            n(
+                "r",
+                "webhook_response",
+                status=201,
+                headers={"X-Id": "${ .execution.id }"},
+                body={"got": "${ .input.q }"},
+            ),
+            n("e", "end", output={"done": True, "q": "${ .input.q }"}),
+        ],
+        [("s", "r"), ("r", "e")],
+    )
     r = engine.run(wf, {"q": "hi"})
     assert r.status == "succeeded"
     assert r.response == {"status": 201, "headers": {"X-Id": r.id}, "body": {"got": "hi"}}

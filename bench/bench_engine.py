@@ -1,0 +1,295 @@
+"""Canvasflow against raw Celery on the same RabbitMQ, Redis and worker.
+
+    python bench/bench_engine.py [--workers-concurrency 2] [--skip-embedded]
+
+Shapes (each first warmed up once, then timed):
+  chain      a 200-step chain: raw chain of no-op tasks vs a 200-node DAG (every step persisted)
+  fork       a 1,000-branch fork/join: raw chord(group(1000), noop) vs fork -> 1,000 nodes -> join
+  concurrent 500 concurrent 5-step workflows: raw 500 chains vs 500 executions (executions/s)
+  compile    validate + compile a 10,000-node DAG
+  embedded   the 200-step chain on the embedded default (SQLite + in-memory broker), ms/step
+
+Prints a table and the ratios (Canvasflow / raw). A benchmark prints; it does not assert.
+Needs PostgreSQL, RabbitMQ and Redis on 127.0.0.1 (the machine's defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+PG = os.environ.get(
+    "CANVASFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+AMQP = os.environ.get("CANVASFLOW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS = os.environ.get("CANVASFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+def chain_dag(n: int) -> dict[str, Any]:
+    ids = ["s"] + [f"t{i}" for i in range(n - 2)] + ["e"]
+    nodes = (
+        [{"id": "s", "type": "start"}]
+        + [
+            {"id": f"t{i}", "type": "transform", "config": {"expression": ".node.input"}}
+            for i in range(n - 2)
+        ]
+        + [{"id": "e", "type": "end"}]
+    )
+    return {
+        "nodes": nodes,
+        "edges": [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)],
+    }
+
+
+def fork_dag(width: int) -> dict[str, Any]:
+    nodes = [{"id": "s", "type": "start"}, {"id": "f", "type": "fork"}]
+    nodes += [
+        {"id": f"b{i}", "type": "transform", "config": {"expression": ".node.input"}}
+        for i in range(width)
+    ]
+    nodes += [{"id": "j", "type": "join"}, {"id": "e", "type": "end"}]
+    edges = [{"source": "s", "target": "f"}] + [
+        {"source": "f", "target": f"b{i}"} for i in range(width)
+    ]
+    edges += [{"source": f"b{i}", "target": "j"} for i in range(width)] + [
+        {"source": "j", "target": "e"}
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+class Canvasflow:
+    def __init__(self, harness: Any) -> None:
+        self.h = harness
+
+    def run(self, definition: dict[str, Any], timeout: float = 600) -> float:
+        wid = self.h.workflow(definition)
+        t0 = time.perf_counter()
+        eid = self.h.start(wid, {"v": 1})
+        r = self.h.wait(eid, timeout=timeout)
+        assert r.status == "succeeded", r.error
+        return time.perf_counter() - t0
+
+    def concurrent(self, definition: dict[str, Any], count: int, timeout: float = 600) -> float:
+        from models import Execution, session_scope
+
+        wid = self.h.workflow(definition)
+        t0 = time.perf_counter()
+        ids = [self.h.start(wid, {"i": i}) for i in range(count)]
+        url = self.h.settings.effective_database_url
+        while True:
+            with session_scope(url) as s:
+                done = s.execute(
+                    select(func.count())
+                    .select_from(Execution)
+                    .where(Execution.id.in_(ids), Execution.status == "succeeded")
+                ).scalar_one()
+            if done == count:
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{done}/{count} done")
+            time.sleep(0.01)
+
+
+class Raw:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def sig(self) -> Any:
+        from celery import signature
+
+        return signature("bench.noop", immutable=True, app=self.app)
+
+    def chain(self, n: int) -> float:
+        from celery import chain
+
+        t0 = time.perf_counter()
+        chain(*[self.sig() for _ in range(n)], app=self.app).apply_async().get(timeout=600)
+        return time.perf_counter() - t0
+
+    def fork(self, width: int) -> float:
+        from celery import chain, chord
+
+        t0 = time.perf_counter()
+        # start -> fork -> group -> join -> end, as the DAG
+        chain(
+            self.sig(),
+            self.sig(),
+            chord([self.sig() for _ in range(width)], self.sig()),
+            self.sig(),
+            app=self.app,
+        ).apply_async().get(timeout=600)
+        return time.perf_counter() - t0
+
+    def concurrent(self, steps: int, count: int) -> float:
+        from celery import chain
+
+        t0 = time.perf_counter()
+        results = [
+            chain(*[self.sig() for _ in range(steps)], app=self.app).apply_async()
+            for _ in range(count)
+        ]
+        for r in results:
+            r.get(timeout=600)
+        return time.perf_counter() - t0
+
+
+def bench_compile() -> dict[str, float]:
+    from engine.compiler import compile_plan
+    from engine.formats.dag import load_dag
+
+    out = {}
+    for name, doc in (("chain", chain_dag(10_000)), ("fork", fork_dag(10_000 - 4))):
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            wf = load_dag(doc)
+            compile_plan(wf)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = best
+        t0 = time.perf_counter()
+        compile_plan(load_dag(doc))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
+    ap.add_argument("--chain", type=int, default=200)
+    ap.add_argument("--fork", type=int, default=1000)
+    ap.add_argument("--workflows", type=int, default=500)
+    ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    import migrations
+    from settings import Settings
+    from tasks.celery_app import configure
+    from tests.support.harness import (
+        Harness,
+        create_pg_database,
+        drop_pg_database,
+        embedded_harness,
+        make_user,
+        start_beat,
+        start_worker,
+    )
+
+    figures: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    comp = bench_compile()
+    figures["compile_10k_chain_s"] = comp["chain"]
+    figures["compile_10k_fork_s"] = comp["fork"]
+
+    tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
+    db = create_pg_database(PG)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=db,
+        broker_url=AMQP,
+        result_backend=REDIS,
+        queue_name=f"cf_bench_{secrets.token_hex(3)}",
+        action_allow_private=True,
+        max_queue_depth=0,
+        lost_message_seconds=120,
+    )
+    migrations.upgrade(db)
+    app = configure(settings)
+    h = Harness("rabbitmq", settings, app, make_user(settings), logdir=tmp)
+    h.procs.append(
+        start_worker(
+            settings, tmp, concurrency=args.concurrency, extra=["--include", "bench.raw_tasks"]
+        )
+    )
+    h.procs.append(start_beat(settings, tmp))
+    try:
+        cf, raw = Canvasflow(h), Raw(app)
+        cf.run(chain_dag(5), timeout=60)
+        raw.chain(5)
+        figures["raw_chain_ms_per_step"] = raw.chain(args.chain) / args.chain * 1000
+        figures["cf_chain_ms_per_step"] = cf.run(chain_dag(args.chain)) / args.chain * 1000
+        figures["raw_fork_s"] = raw.fork(args.fork)
+        figures["cf_fork_s"] = cf.run(fork_dag(args.fork))
+        figures["raw_concurrent_per_s"] = args.workflows / raw.concurrent(5, args.workflows)
+        figures["cf_concurrent_per_s"] = args.workflows / cf.concurrent(
+            chain_dag(5), args.workflows
+        )
+    finally:
+        h.stop()
+        drop_pg_database(PG, db)
+
+    if not args.skip_embedded:
+        eh = embedded_harness(Path(tempfile.mkdtemp(prefix="cf-bench-emb-")))
+        try:
+            ecf = Canvasflow(eh)
+            ecf.run(chain_dag(5), timeout=60)
+            figures["embedded_chain_ms_per_step"] = (
+                ecf.run(chain_dag(args.chain)) / args.chain * 1000
+            )
+        finally:
+            eh.stop()
+
+    f = figures
+    rows = [
+        (
+            f"{args.chain}-step chain, ms/step",
+            f["raw_chain_ms_per_step"],
+            f["cf_chain_ms_per_step"],
+            f["cf_chain_ms_per_step"] / f["raw_chain_ms_per_step"],
+            "<= 1.2x",
+        ),
+        (
+            f"{args.fork}-branch fork/join, s",
+            f["raw_fork_s"],
+            f["cf_fork_s"],
+            f["cf_fork_s"] / f["raw_fork_s"],
+            "<= 1.0x",
+        ),
+        (
+            f"{args.workflows} concurrent 5-step, exec/s",
+            f["raw_concurrent_per_s"],
+            f["cf_concurrent_per_s"],
+            f["raw_concurrent_per_s"] / f["cf_concurrent_per_s"],
+            "<= 1.0x (time ratio)",
+        ),
+    ]
+    print(
+        f"\nCanvasflow vs raw Celery — {f['date']} — {f['machine']}, worker prefork x{args.concurrency}, "
+        "RabbitMQ + Redis + PostgreSQL\n"
+    )
+    print(f"{'shape':40} {'raw Celery':>12} {'Canvasflow':>12} {'ratio':>8}  target")
+    for name, r, c, ratio, target in rows:
+        print(f"{name:40} {r:12.2f} {c:12.2f} {ratio:7.2f}x  {target}")
+    print(
+        f"{'10,000-node DAG validate+compile, s':40} {'':12} {f['compile_10k_chain_s']:12.3f} {'':8}  < 0.5 s (chain)"
+    )
+    print(
+        f"{'10,000-node fork validate+compile, s':40} {'':12} {f['compile_10k_fork_s']:12.3f} {'':8}  < 0.5 s"
+    )
+    if "embedded_chain_ms_per_step" in f:
+        print(
+            f"{'embedded default chain, ms/step':40} {'':12} {f['embedded_chain_ms_per_step']:12.2f} {'':8}  < 15 ms"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
