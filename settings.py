@@ -127,4 +127,17 @@ class Settings:
             queue_name=g("CANVASFLOW_QUEUE") or "canvasflow",
             log_level=g("CANVASFLOW_LOG_LEVEL") or "INFO",
             secret_key=g("CANVASFLOW_SECRET_KEY") or "dev-insecure-secret",
+            extra=_extra(g),
         )
+
+
+def _extra(g: Any) -> dict[str, Any]:
+    """Less common knobs, kept in ``Settings.extra`` under their documented keys."""
+    extra: dict[str, Any] = {}
+    if g("CANVASFLOW_HEARTBEAT_TIMEOUT"):
+        extra["heartbeat_timeout"] = float(g("CANVASFLOW_HEARTBEAT_TIMEOUT"))
+    if g("CANVASFLOW_HEARTBEAT_SECONDS"):
+        extra["heartbeat_interval"] = float(g("CANVASFLOW_HEARTBEAT_SECONDS"))
+    if g("CANVASFLOW_RABBITMQ_MANAGEMENT_URL"):
+        extra["rabbitmq_management_url"] = g("CANVASFLOW_RABBITMQ_MANAGEMENT_URL")
+    return extra

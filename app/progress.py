@@ -45,9 +45,10 @@ def _snapshot(settings: Settings, execution_id: str) -> tuple[Execution, list[St
 def _table(exe: Execution, steps: list[StepExecution], elapsed: float) -> Table:
     done = sum(1 for s in steps if s.status in ("succeeded", "skipped", "failed", "cancelled"))
     table = Table(
-        title=f"execution {exe.id}  [{exe.status}]  {done}/{len(steps)} steps  {elapsed:.1f}s",
+        title=f"execution {exe.id}  ({exe.status})  {done}/{len(steps)} steps  {elapsed:.1f}s",
         title_justify="left",
         expand=False,
+        min_width=80,
     )
     table.add_column("step")
     table.add_column("status")
