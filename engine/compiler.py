@@ -21,6 +21,10 @@ from typing import Any
 from .graph import Workflow
 
 RUN_NODE = "canvasflow.run_node"
+# Celery re-serializes the rest of a chain into every hop's message (O(n^2) bytes over a
+# chain): on a 1,500-step chain half the worker's time went to JSON. Past this many tasks
+# a canvas ends and the next one is published through the counter (one UPDATE).
+MAX_CANVAS_TASKS = 10
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,10 @@ def _seq(items: list[Spec]) -> Spec:
 
 
 class _Builder:
-    def __init__(self, workflow: Workflow, chords: bool) -> None:
+    def __init__(self, workflow: Workflow, chords: bool, max_tasks: int = MAX_CANVAS_TASKS) -> None:
         self.wf = workflow
         self.chords = chords
+        self.max_tasks = max_tasks
         self.indeg = {n.id: len(workflow.in_edges.get(n.id, [])) for n in workflow.nodes}
         self.canvas_edges: set[tuple[str, str]] = set()
         self.members: dict[str, str] = {}
@@ -129,7 +134,7 @@ class _Builder:
         items: list[Spec] = [self._member(first)]
         cur = first
         while True:
-            if self.wf.node_map[cur].type == "delay":
+            if self.wf.node_map[cur].type == "delay" or len(items) >= self.max_tasks:
                 return items, None
             succ = self._succ(cur)
             if not succ:
@@ -181,9 +186,9 @@ class _Builder:
         return join if self.indeg[join] == len(tails) else None
 
 
-def compile_plan(workflow: Workflow, chords: bool = True) -> Plan:
+def compile_plan(workflow: Workflow, chords: bool = True, max_tasks: int = MAX_CANVAS_TASKS) -> Plan:
     """Split a validated workflow into canvases and counter edges. Touches no DB and no broker."""
-    b = _Builder(workflow, chords)
+    b = _Builder(workflow, chords, max_tasks)
     regions: dict[str, Spec] = {}
     pending = [workflow.start.id]
     while pending:
@@ -222,17 +227,25 @@ def to_signature(spec: Spec, execution_id: str, app: Any = None, repair: bool = 
     """Build the Celery canvas for one region, by task name (no task module import)."""
     from celery import chain, chord, group, signature
 
-    def build(s: Spec) -> Any:
+    def build(s: Spec, header: bool = False) -> Any:
         if isinstance(s, Task):
             kwargs = {"repair": True} if repair else {}
+            # The database is the record: only a chord header's results are needed (by
+            # the chord's join counter), so every other task skips the result backend.
+            options = {} if header else {"ignore_result": True}
             return signature(
-                RUN_NODE, args=(execution_id, s.node_id), kwargs=kwargs, immutable=True, app=app
+                RUN_NODE,
+                args=(execution_id, s.node_id),
+                kwargs=kwargs,
+                options=options,
+                immutable=True,
+                app=app,
             )
         if isinstance(s, Chain):
-            return chain(*[build(i) for i in s.items], app=app)
+            return chain(*[build(i, header) for i in s.items], app=app)
         if isinstance(s, Group):
-            return group([build(i) for i in s.items], app=app)
-        return chord([build(i) for i in s.header], build(s.body), app=app)
+            return group([build(i, header) for i in s.items], app=app)
+        return chord([build(i, True) for i in s.header], build(s.body), app=app)
 
     return build(spec)
 

@@ -40,15 +40,41 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+def _async_commit(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("SET synchronous_commit TO off")
+    cur.close()
+    dbapi_conn.commit()
+
+
 @lru_cache(maxsize=16)
-def get_sessionmaker(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+def get_progress_engine(url: str) -> Engine:
+    """The engine of a worker's step transitions: no fsync wait, no ping per checkout.
+
+    A crash of PostgreSQL may lose the last few milliseconds of progress, which the ticker
+    and redelivery redo (steps are at-least-once anyway); a dead pooled connection fails one
+    transaction, which the worker retries on a fresh one.
+    """
+    if url.startswith("sqlite"):
+        return get_engine(url)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=1800)
+    event.listen(engine, "connect", _async_commit)
+    return engine
+
+
+@lru_cache(maxsize=32)
+def get_sessionmaker(url: str, progress: bool = False) -> sessionmaker[Session]:
+    bind = get_progress_engine(url) if progress else get_engine(url)
+    return sessionmaker(bind=bind, expire_on_commit=False, info={"progress": progress})
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A short transaction: commit on success, roll back on error."""
-    session = get_sessionmaker(url)()
+def session_scope(url: str, progress: bool = False) -> Iterator[Session]:
+    """A short transaction: commit on success, roll back on error.
+
+    ``progress=True`` for step transitions on the hot path (see get_progress_engine).
+    """
+    session = get_sessionmaker(url, progress)()
     try:
         yield session
         session.commit()

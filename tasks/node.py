@@ -130,7 +130,7 @@ def _tx(url: str, work: Callable[[Any], T]) -> T:
             stop=stop_after_delay(60),
             reraise=True,
         ):
-            with attempt, session_scope(url) as session:
+            with attempt, session_scope(url, progress=True) as session:
                 return work(session)
     except (OperationalError, InterfaceError, DBAPIError) as exc:
         if _database_down(exc):

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.compiler import Chord, compile, compile_plan, to_signature
+from engine.compiler import MAX_CANVAS_TASKS, Chord, compile, compile_plan, to_signature
 from engine.graph import Edge, Node, Workflow
 
 
@@ -168,7 +168,20 @@ def test_ten_thousand_node_compile_is_fast_and_complete() -> None:
         [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")],
     )
     plan = compile_plan(chain)
-    assert len(plan.region_of) == n + 2 and list(plan.regions) == ["s"]
+    assert len(plan.region_of) == n + 2
+    # chains are cut every MAX_CANVAS_TASKS tasks: small messages, one counter per cut
+    assert len(plan.regions) == -(-(n + 2) // MAX_CANVAS_TASKS)
+    assert all(v <= 1 for v in plan.counter_in.values())
+
+
+def test_long_chains_are_cut_into_canvases_of_bounded_length() -> None:
+    n = 25
+    chain = wf([("s", "start")] + [(f"n{i}", "transform") for i in range(n)] + [("e", "end")],
+               [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")])
+    plan = compile_plan(chain, max_tasks=10)
+    assert list(plan.regions) == ["s", "n9", "n19"]
+    assert plan.counter_edges == {("n8", "n9"), ("n18", "n19")}
+    assert compile_plan(chain, max_tasks=100).counter_edges == frozenset()
 
 
 @st.composite

@@ -152,7 +152,9 @@ def test_failed_step_is_dead_lettered_and_replay_resumes_without_rerunning(
     # the step that had succeeded did not run again; the replayed one ran once more
     assert upstream.keys("/users/1")[f"{eid}:first"] == 1
     assert upstream.keys(f"/gate/{key}")[f"{eid}:gated"] == 2
-    assert r.step("gated")["attempts"] == 2
+    # the replay restored the retry budget; the history keeps the dead-lettered attempt
+    assert r.step("gated")["attempts"] == 1
+    assert [h["status"] for h in r.step("gated")["history"]] == ["failed", "succeeded"]
     assert api.get(f"/api/dead-letters/{dl.id}").get_json()["status"] == "replayed"
     if engine.mode == "rabbitmq":
         assert dl.message["id"] not in dead_letter_ids(engine)
