@@ -387,23 +387,45 @@ def claim_step(
         return Claim("drop", execution_id, node_id), Followups()
     sources = taken_sources(wf, node_id, views)
     if node.type != "start" and not sources:
+        # Recorded by skip_step, in a transaction of its own (it resolves counters too).
         claim.kind = "skip"
-        session.execute(
-            update(S)
-            .where(S.execution_id == execution_id, S.node_id == node_id)
-            .values(
-                status=StepStatus.SKIPPED.value,
-                attempts=S.attempts - 1,
-                finished_at=now,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
-        return claim, _after_terminal(session, claim, StepStatus.SKIPPED.value, None)
+        return claim, Followups()
     claim.input = node_input(wf, node_id, sources, views, exe.input)
     claim.context = expression_context(execution_id, exe.workflow_id, exe.input, views, claim.input)
     # The input is written with the step's outcome (one statement less on the hot path).
     return claim, Followups()
+
+
+def skip_step(session: Session, claim: Claim) -> Followups | None:
+    """Record that no incoming edge of the claimed step was taken; the skip flows on."""
+    now = utcnow()
+    done = session.execute(
+        _cas_running(claim)
+        .values(
+            status=StepStatus.SKIPPED.value,
+            attempts=SC.attempts - 1,
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(SC.id)
+    ).first()
+    if done is None:
+        return None
+    return _after_terminal(session, claim, StepStatus.SKIPPED.value, None)
+
+
+def completion_is_one_statement(claim: Claim) -> bool:
+    """Whether recording this step's success is a single UPDATE (no counters, no end, no repair).
+
+    Such a completion may run in autocommit: one round trip instead of BEGIN/UPDATE/COMMIT.
+    """
+    assert claim.compiled is not None and claim.node is not None
+    return not (
+        claim.repair
+        or claim.node.type in ("end", "webhook_response")
+        or claim.compiled.plan.counter_out.get(claim.node_id)
+    )
 
 
 def _cancel_if_execution_over(session: Session, execution_id: str, node_id: str) -> Followups:

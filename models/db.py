@@ -48,7 +48,7 @@ def _async_commit(dbapi_conn: Any, _record: Any) -> None:
 
 
 @lru_cache(maxsize=16)
-def get_progress_engine(url: str) -> Engine:
+def get_progress_engine(url: str, autocommit: bool = False) -> Engine:
     """The engine of a worker's step transitions: no fsync wait, no ping per checkout.
 
     A crash of PostgreSQL may lose the last few milliseconds of progress, which the ticker
@@ -57,24 +57,29 @@ def get_progress_engine(url: str) -> Engine:
     """
     if url.startswith("sqlite"):
         return get_engine(url)
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=1800)
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    engine = create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=1800, **options
+    )
     event.listen(engine, "connect", _async_commit)
     return engine
 
 
 @lru_cache(maxsize=32)
-def get_sessionmaker(url: str, progress: bool = False) -> sessionmaker[Session]:
-    bind = get_progress_engine(url) if progress else get_engine(url)
+def get_sessionmaker(url: str, progress: bool = False, autocommit: bool = False) -> sessionmaker[Session]:
+    bind = get_progress_engine(url, autocommit) if progress else get_engine(url)
     return sessionmaker(bind=bind, expire_on_commit=False, info={"progress": progress})
 
 
 @contextmanager
-def session_scope(url: str, progress: bool = False) -> Iterator[Session]:
+def session_scope(url: str, progress: bool = False, autocommit: bool = False) -> Iterator[Session]:
     """A short transaction: commit on success, roll back on error.
 
-    ``progress=True`` for step transitions on the hot path (see get_progress_engine).
+    ``progress=True`` for step transitions on the hot path (see get_progress_engine);
+    ``autocommit=True`` (with progress) only for work that is a single statement per
+    consistency unit: each statement commits on its own, saving BEGIN and COMMIT trips.
     """
-    session = get_sessionmaker(url, progress)()
+    session = get_sessionmaker(url, progress, autocommit and progress)()
     try:
         yield session
         session.commit()

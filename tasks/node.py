@@ -63,9 +63,11 @@ def run_node(
     chords = settings.native_chords
     # takeover: a redelivery (same task id) or a re-queue may take a `running` step over;
     # claim_step only lets the message that owns the row (or any, once the lease expired).
+    # The claim is two single statements (the CAS, then the inputs' read): autocommit.
     claim, follow = _tx(
         url,
-        lambda session: runs.claim_step(
+        autocommit=True,
+        work=lambda session: runs.claim_step(
             session,
             execution_id,
             node_id,
@@ -77,6 +79,8 @@ def run_node(
             lease_seconds=settings.lease_seconds,
         ),
     )
+    if claim.kind == "skip":
+        follow = _tx(url, lambda session: runs.skip_step(session, claim))
     if claim.compiled is not None:
         publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
     if claim.kind != "run":
@@ -94,9 +98,7 @@ def run_node(
     except StepError as exc:
         _handle_failure(self, claim, exc, url)
         return
-    except (
-        Exception
-    ) as exc:  # a bug or an unexpected library error: fail the step, never the worker
+    except Exception as exc:  # a bug or a library error: fail the step, never the worker
         log.exception("node %s of execution %s crashed", node_id, execution_id)
         err = StepError(
             f"{type(exc).__name__}: {exc}",
@@ -105,7 +107,11 @@ def run_node(
         )
         _handle_failure(self, claim, err, url)
         return
-    follow = _tx(url, lambda session: runs.complete_step(session, claim, output))
+    follow = _tx(
+        url,
+        autocommit=runs.completion_is_one_statement(claim),
+        work=lambda session: runs.complete_step(session, claim, output),
+    )
     if follow is None:
         raise Ignore()  # cancelled meanwhile: stop this canvas here
     publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
@@ -117,7 +123,7 @@ def _database_down(exc: BaseException) -> bool:
     )
 
 
-def _tx(url: str, work: Callable[[Any], T]) -> T:
+def _tx(url: str, work: Callable[[Any], T], autocommit: bool = False) -> T:
     """One short transaction, retried while the database is unreachable or locked.
 
     Past a minute the message goes back to the broker (Reject with requeue): its
@@ -130,7 +136,7 @@ def _tx(url: str, work: Callable[[Any], T]) -> T:
             stop=stop_after_delay(60),
             reraise=True,
         ):
-            with attempt, session_scope(url, progress=True) as session:
+            with attempt, session_scope(url, progress=True, autocommit=autocommit) as session:
                 return work(session)
     except (OperationalError, InterfaceError, DBAPIError) as exc:
         if _database_down(exc):
