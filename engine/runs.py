@@ -275,6 +275,15 @@ class Claim:
     version: int = 0
     compiled: Compiled | None = None
     repair: bool = False
+    # A pure step (no I/O) is never written as `running`: its outcome moves the row
+    # straight from `pending` (one statement instead of two; a crash just re-runs it).
+    pure: bool = False
+    task_id: str | None = None
+    worker: str | None = None
+
+
+# Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded).
+PURE_TYPES = frozenset({"start", "fork", "join", "transform", "condition"})
 
 
 @dataclass
@@ -331,26 +340,30 @@ def claim_step(
                 or_(SC.task_id == task_id, SC.lease_expires_at < now),
             ),
         )
-    row = session.connection().execute(
-        update(ST)
-        .where(
-            SC.execution_id == execution_id,
-            SC.node_id == node_id,
-            turn,
-            exists().where(EC.id == execution_id, EC.status == RUNNING),
+    row = (
+        session.connection()
+        .execute(
+            update(ST)
+            .where(
+                SC.execution_id == execution_id,
+                SC.node_id == node_id,
+                turn,
+                exists().where(EC.id == execution_id, EC.status == RUNNING),
+            )
+            .values(
+                status=StepStatus.RUNNING.value,
+                attempts=SC.attempts + 1,
+                started_at=now,
+                task_id=task_id,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                wake_at=None,
+                updated_at=now,
+            )
+            .returning(SC.attempts, SC.history)
         )
-        .values(
-            status=StepStatus.RUNNING.value,
-            attempts=SC.attempts + 1,
-            started_at=now,
-            task_id=task_id,
-            worker=worker,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            wake_at=None,
-            updated_at=now,
-        )
-        .returning(SC.attempts, SC.history)
-    ).first()
+        .first()
+    )
     if row is None:
         return Claim("drop", execution_id, node_id), _cancel_if_execution_over(
             session, execution_id, node_id
@@ -381,8 +394,12 @@ def claim_step(
         session.execute(
             update(S)
             .where(S.execution_id == execution_id, S.node_id == node_id)
-            .values(status=StepStatus.PENDING.value, attempts=S.attempts - 1, started_at=None,
-                    lease_expires_at=None)
+            .values(
+                status=StepStatus.PENDING.value,
+                attempts=S.attempts - 1,
+                started_at=None,
+                lease_expires_at=None,
+            )
         )
         return Claim("drop", execution_id, node_id), Followups()
     sources = taken_sources(wf, node_id, views)
@@ -403,7 +420,8 @@ def skip_step(session: Session, claim: Claim) -> Followups | None:
         _cas_running(claim)
         .values(
             status=StepStatus.SKIPPED.value,
-            attempts=SC.attempts - 1,
+            attempts=claim.attempt - 1,
+            started_at=None,
             finished_at=now,
             lease_expires_at=None,
             updated_at=now,
@@ -461,6 +479,24 @@ def _history_entry(
 
 
 def _cas_running(claim: Claim) -> Any:
+    """The compare-and-set that records an outcome of exactly this attempt."""
+    if claim.pure:
+        return (
+            update(ST)
+            .where(
+                SC.execution_id == claim.execution_id,
+                SC.node_id == claim.node_id,
+                SC.status == StepStatus.PENDING.value,
+                SC.attempts == claim.attempt - 1,
+                exists().where(EC.id == claim.execution_id, EC.status == RUNNING),
+            )
+            .values(
+                attempts=claim.attempt,
+                started_at=claim.started_at,
+                task_id=claim.task_id,
+                worker=claim.worker,
+            )
+        )
     return update(ST).where(
         SC.execution_id == claim.execution_id,
         SC.node_id == claim.node_id,
@@ -469,24 +505,95 @@ def _cas_running(claim: Claim) -> Any:
     )
 
 
+def node_type_of(session: Session, execution_id: str, node_id: str, chords: bool) -> str:
+    """The type of a node of an execution (from the per-process caches after the first step)."""
+    exe = _execution_header(session, execution_id)
+    compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
+    return compiled.workflow.node_map[node_id].type
+
+
+def prepare_pure_step(
+    session: Session,
+    execution_id: str,
+    node_id: str,
+    *,
+    chords: bool,
+    repair: bool = False,
+    task_id: str | None = None,
+    worker: str | None = None,
+) -> tuple[Claim, Followups]:
+    """Read what a pure step needs, writing nothing; its outcome is the step's one write."""
+    now = utcnow()
+    exe = _execution_header(session, execution_id)
+    compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
+    wf = compiled.workflow
+    node = wf.node_map[node_id]
+    needs = compiled.needs.get(node_id)
+    wanted = None if needs is None else set(wf.predecessors(node_id)) | needs | {node_id}
+    rows = (
+        session.connection()
+        .execute(
+            select(SC.node_id, SC.status, SC.output, SC.attempts, SC.history).where(
+                SC.execution_id == execution_id,
+                *([SC.node_id.in_(list(wanted))] if wanted is not None else []),
+            )
+        )
+        .all()
+    )
+    own = next((r for r in rows if r.node_id == node_id), None)
+    if own is None or own.status != StepStatus.PENDING.value:
+        return Claim("drop", execution_id, node_id), Followups()
+    views = {r.node_id: StepView(r.status, r.output) for r in rows if r.node_id != node_id}
+    claim = Claim(
+        "run",
+        execution_id,
+        node_id,
+        node=node,
+        attempt=own.attempts + 1,
+        history=list(own.history or []),
+        started_at=now,
+        user_id=exe.user_id,
+        workflow_id=exe.workflow_id,
+        version=exe.workflow_version,
+        compiled=compiled,
+        repair=repair,
+        pure=True,
+        task_id=task_id,
+        worker=worker,
+    )
+    if not predecessors_done(wf, node_id, views):
+        return Claim("drop", execution_id, node_id), Followups()
+    sources = taken_sources(wf, node_id, views)
+    if node.type != "start" and not sources:
+        claim.kind = "skip"
+        return claim, Followups()
+    claim.input = node_input(wf, node_id, sources, views, exe.input)
+    claim.context = expression_context(execution_id, exe.workflow_id, exe.input, views, claim.input)
+    return claim, Followups()
+
+
 def complete_step(session: Session, claim: Claim, output: Any) -> Followups | None:
     """Record success and resolve what follows; None if the step was cancelled meanwhile."""
     _fast(session)
     now = utcnow()
-    done = session.connection().execute(
-        _cas_running(claim)
-        .values(
-            status=StepStatus.SUCCEEDED.value,
-            input=claim.input,
-            output=output,
-            finished_at=now,
-            error=None,
-            lease_expires_at=None,
-            updated_at=now,
-            history=claim.history + [_history_entry(claim, "succeeded", now)],
+    done = (
+        session.connection()
+        .execute(
+            _cas_running(claim)
+            .values(
+                status=StepStatus.SUCCEEDED.value,
+                input=claim.input,
+                output=output,
+                finished_at=now,
+                error=None,
+                lease_expires_at=None,
+                updated_at=now,
+                history=claim.history + [_history_entry(claim, "succeeded", now)],
+            )
+            .returning(SC.id)
         )
-        .returning(SC.id)
-    ).first()
+        .first()
+    )
     if done is None:
         return None
     return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, output)
@@ -500,12 +607,16 @@ def _after_terminal(session: Session, claim: Claim, status: str, output: Any) ->
     out = Followups()
     targets = plan.counter_out.get(claim.node_id, ())
     if targets:
-        rows = session.connection().execute(
-            update(ST)
-            .where(SC.execution_id == claim.execution_id, SC.node_id.in_(list(targets)))
-            .values(remaining=SC.remaining - 1)
-            .returning(SC.node_id, SC.remaining)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                update(ST)
+                .where(SC.execution_id == claim.execution_id, SC.node_id.in_(list(targets)))
+                .values(remaining=SC.remaining - 1)
+                .returning(SC.node_id, SC.remaining)
+            )
+            .all()
+        )
         out.regions += [r.node_id for r in rows if r.remaining == 0]
     if claim.repair:
         canvas_next = [
@@ -672,7 +783,10 @@ def park_step(session: Session, claim: Claim, wake_at: datetime) -> bool:
         _cas_running(claim)
         .values(
             status=StepStatus.WAITING.value,
-            input=claim.input, wake_at=wake_at, lease_expires_at=None, updated_at=now
+            input=claim.input,
+            wake_at=wake_at,
+            lease_expires_at=None,
+            updated_at=now,
         )
         .returning(S.id)
     ).first()

@@ -63,11 +63,20 @@ def run_node(
     chords = settings.native_chords
     # takeover: a redelivery (same task id) or a re-queue may take a `running` step over;
     # claim_step only lets the message that owns the row (or any, once the lease expired).
-    # The claim is two single statements (the CAS, then the inputs' read): autocommit.
-    claim, follow = _tx(
-        url,
-        autocommit=True,
-        work=lambda session: runs.claim_step(
+
+    def start(session: Any) -> Any:
+        if runs.node_type_of(session, execution_id, node_id, chords) in runs.PURE_TYPES:
+            # No I/O: read, compute, then one compare-and-set from pending to the outcome.
+            return runs.prepare_pure_step(
+                session,
+                execution_id,
+                node_id,
+                chords=chords,
+                repair=repair,
+                task_id=self.request.id,
+                worker=self.request.hostname,
+            )
+        return runs.claim_step(
             session,
             execution_id,
             node_id,
@@ -77,8 +86,16 @@ def run_node(
             task_id=self.request.id,
             worker=self.request.hostname,
             lease_seconds=settings.lease_seconds,
-        ),
-    )
+        )
+
+    # Single statements each (a CAS, a read): autocommit, no BEGIN/COMMIT round trips.
+    claim, follow = _tx(url, start, autocommit=True)
+    _run_claimed(self, claim, follow, url)
+
+
+def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> None:
+    settings = runtime.settings()
+    execution_id, node_id = claim.execution_id, claim.node_id
     if claim.kind == "skip":
         follow = _tx(url, lambda session: runs.skip_step(session, claim))
     if claim.compiled is not None:
