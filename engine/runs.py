@@ -541,6 +541,9 @@ def prepare_pure_step(
         .all()
     )
     own = next((r for r in rows if r.node_id == node_id), None)
+    if own is not None and own.status == StepStatus.RUNNING.value:
+        # Written as running by a claim (a re-queue, or an older worker): take the claim path.
+        return Claim("claim", execution_id, node_id), Followups()
     if own is None or own.status != StepStatus.PENDING.value:
         return Claim("drop", execution_id, node_id), Followups()
     views = {r.node_id: StepView(r.status, r.output) for r in rows if r.node_id != node_id}

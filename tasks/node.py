@@ -67,7 +67,7 @@ def run_node(
     def start(session: Any) -> Any:
         if runs.node_type_of(session, execution_id, node_id, chords) in runs.PURE_TYPES:
             # No I/O: read, compute, then one compare-and-set from pending to the outcome.
-            return runs.prepare_pure_step(
+            prepared = runs.prepare_pure_step(
                 session,
                 execution_id,
                 node_id,
@@ -76,6 +76,8 @@ def run_node(
                 task_id=self.request.id,
                 worker=self.request.hostname,
             )
+            if prepared[0].kind != "claim":
+                return prepared
         return runs.claim_step(
             session,
             execution_id,
