@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import sys
 import tempfile
 import time
@@ -177,18 +176,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
 
-    import migrations
-    from settings import Settings
-    from tasks.celery_app import configure
-    from tests.support.harness import (
-        Harness,
-        create_pg_database,
-        drop_pg_database,
-        embedded_harness,
-        make_user,
-        start_beat,
-        start_worker,
-    )
+    from tests.support.harness import drop_pg_database, embedded_harness, rabbitmq_harness
 
     figures: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -199,26 +187,17 @@ def main() -> None:
     figures["compile_10k_fork_s"] = comp["fork"]
 
     tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
-    db = create_pg_database(PG)
-    settings = Settings(
-        data_dir=tmp,
-        database_url=db,
-        broker_url=AMQP,
-        result_backend=REDIS,
-        queue_name=f"cf_bench_{secrets.token_hex(3)}",
-        action_allow_private=True,
+    h = rabbitmq_harness(
+        tmp,
+        PG,
+        AMQP,
+        REDIS,
+        concurrency=args.concurrency,
+        worker_extra=["--include", "bench.raw_tasks"],
         max_queue_depth=0,
         lost_message_seconds=120,
     )
-    migrations.upgrade(db)
-    app = configure(settings)
-    h = Harness("rabbitmq", settings, app, make_user(settings), logdir=tmp)
-    h.procs.append(
-        start_worker(
-            settings, tmp, concurrency=args.concurrency, extra=["--include", "bench.raw_tasks"]
-        )
-    )
-    h.procs.append(start_beat(settings, tmp))
+    app, db = h.app, h.settings.database_url
     try:
         cf, raw = Canvasflow(h), Raw(app)
         cf.run(chain_dag(5), timeout=60)

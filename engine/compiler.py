@@ -186,7 +186,9 @@ class _Builder:
         return join if self.indeg[join] == len(tails) else None
 
 
-def compile_plan(workflow: Workflow, chords: bool = True, max_tasks: int = MAX_CANVAS_TASKS) -> Plan:
+def compile_plan(
+    workflow: Workflow, chords: bool = True, max_tasks: int = MAX_CANVAS_TASKS
+) -> Plan:
     """Split a validated workflow into canvases and counter edges. Touches no DB and no broker."""
     b = _Builder(workflow, chords, max_tasks)
     regions: dict[str, Spec] = {}

@@ -64,6 +64,7 @@ def set_default_timeout(seconds: float) -> None:
 
 # --- compiling and evaluating ------------------------------------------------------------
 
+
 class Compiled:
     """A checked jq program; ``evaluate`` binds data and ``$variables`` per call."""
 
@@ -74,24 +75,30 @@ class Compiled:
         self._programs: dict[frozenset[str], tuple[str, Any]] = {}
         self._program(variables)  # fails now on syntax errors, not at the first run
 
-    def evaluate(self, data: Any, variables: Mapping[str, Any] | None = None, *,
-                 timeout: float | None = None) -> Any:
+    def evaluate(
+        self, data: Any, variables: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
         """Return the first output of the program, or None when it outputs nothing."""
         results = self._run(data, variables, timeout, first=True)
         return results[0] if results else None
 
-    def evaluate_all(self, data: Any, variables: Mapping[str, Any] | None = None, *,
-                     timeout: float | None = None) -> list[Any]:
+    def evaluate_all(
+        self, data: Any, variables: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[Any]:
         """Return every output of the program."""
         return self._run(data, variables, timeout, first=False)
 
-    def _run(self, data: Any, variables: Mapping[str, Any] | None, timeout: float | None,
-             first: bool) -> list[Any]:
+    def _run(
+        self, data: Any, variables: Mapping[str, Any] | None, timeout: float | None, first: bool
+    ) -> list[Any]:
         bound = self.variables.intersection(variables) if variables else frozenset()
         text, program = self._program(bound)
         try:
-            payload = _ENCODER.encode({"d": data, "v": {n: variables[n] for n in bound}}
-                                      if variables else {"d": data, "v": {}})
+            payload = _ENCODER.encode(
+                {"d": data, "v": {n: variables[n] for n in bound}}
+                if variables
+                else {"d": data, "v": {}}
+            )
         except (TypeError, ValueError) as exc:
             raise ExpressionError(f"expression input is not JSON: {exc}", self.source) from exc
         if not self.fast:
@@ -112,8 +119,9 @@ class Compiled:
             try:
                 found = (text, jq.compile(text))
             except ValueError as exc:
-                raise ExpressionError(_compile_message(self.source, bound, exc),
-                                      self.source) from exc
+                raise ExpressionError(
+                    _compile_message(self.source, bound, exc), self.source
+                ) from exc
             self._programs[bound] = found
         return found
 
@@ -135,13 +143,20 @@ def compile_expression(source: str) -> Compiled:
     if refused:
         raise ExpressionError(
             f"{refused[0]} is not allowed in expressions: they read only their input and "
-            f"variables (in {source!r})", source)
+            f"variables (in {source!r})",
+            source,
+        )
     names = frozenset(n for n in facts.variables if n != "ENV" and not n.startswith("__"))
     return Compiled(source, names, facts.fast)
 
 
-def evaluate(source: str, data: Any, variables: Mapping[str, Any] | None = None, *,
-             timeout: float | None = None) -> Any:
+def evaluate(
+    source: str,
+    data: Any,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Any:
     """Compile (cached) and return the first output of ``source`` on ``data``."""
     return compile_expression(source).evaluate(data, variables, timeout=timeout)
 
@@ -160,19 +175,46 @@ def check_syntax(source: str, variables: Any = None) -> str | None:
 
 _PRELUDE = (
     "def env: {}; def input_filename: null; "
-    + "".join(f'def {name}: error("{name} is not allowed"); '
-              for name in ("input", "inputs", "input_line_number", "debug", "stderr", "halt",
-                           "halt_error", "modulemeta", "get_search_list", "get_jq_origin",
-                           "get_prog_origin"))
+    + "".join(
+        f'def {name}: error("{name} is not allowed"); '
+        for name in (
+            "input",
+            "inputs",
+            "input_line_number",
+            "debug",
+            "stderr",
+            "halt",
+            "halt_error",
+            "modulemeta",
+            "get_search_list",
+            "get_jq_origin",
+            "get_prog_origin",
+        )
+    )
     + 'def debug(m): error("debug is not allowed"); '
     + 'def halt_error(c): error("halt_error is not allowed"); '
     + "{} as $ENV | . as $__cf | "
 )
 
 # Called by name (or keyword) these read outside the sandbox or write to stderr.
-_REFUSED = frozenset({"import", "include", "$__loc__", "input", "inputs", "input_line_number",
-                      "debug", "stderr", "halt", "halt_error", "modulemeta", "get_search_list",
-                      "get_jq_origin", "get_prog_origin"})
+_REFUSED = frozenset(
+    {
+        "import",
+        "include",
+        "$__loc__",
+        "input",
+        "inputs",
+        "input_line_number",
+        "debug",
+        "stderr",
+        "halt",
+        "halt_error",
+        "modulemeta",
+        "get_search_list",
+        "get_jq_origin",
+        "get_prog_origin",
+    }
+)
 
 
 def _wrap(source: str, bound: frozenset[str]) -> str:
@@ -188,12 +230,16 @@ def _compile_message(source: str, bound: frozenset[str], error: ValueError | Non
         detail = str(error) if error else "could not parse"
     except ValueError as exc:
         detail = str(exc)
-    lines = [line.removeprefix("jq: error: ").replace(" at <top-level>", "").rstrip(":")
-             for line in detail.splitlines() if line.startswith("jq: error: ")]
+    lines = [
+        line.removeprefix("jq: error: ").replace(" at <top-level>", "").rstrip(":")
+        for line in detail.splitlines()
+        if line.startswith("jq: error: ")
+    ]
     return f"invalid expression {source!r}: {'; '.join(lines) or detail}"
 
 
 # --- templates ---------------------------------------------------------------------------
+
 
 def is_expression_string(value: Any) -> bool:
     """True when the whole string (bar surrounding whitespace) is one ``${ expr }``."""
@@ -206,12 +252,18 @@ def strip_expression(value: str) -> str:
     return (inner if inner is not None else value).strip()
 
 
-def render(template: Any, data: Any, variables: Mapping[str, Any] | None = None, *,
-           timeout: float | None = None) -> Any:
+def render(
+    template: Any,
+    data: Any,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Any:
     """Evaluate every ``${ }`` in a template of dicts, lists and strings."""
     if isinstance(template, dict):
-        return {key: render(value, data, variables, timeout=timeout)
-                for key, value in template.items()}
+        return {
+            key: render(value, data, variables, timeout=timeout) for key, value in template.items()
+        }
     if isinstance(template, list):
         return [render(value, data, variables, timeout=timeout) for value in template]
     if not isinstance(template, str) or "${" not in template:
@@ -226,8 +278,11 @@ def render(template: Any, data: Any, variables: Mapping[str, Any] | None = None,
             out.append(text)
             continue
         value = evaluate(text, data, variables, timeout=timeout)
-        out.append(value if isinstance(value, str) else json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False))
+        out.append(
+            value
+            if isinstance(value, str)
+            else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        )
     return "".join(out)
 
 
@@ -240,8 +295,11 @@ def template_syntax_errors(template: Any, pointer: str = "") -> list[tuple[str, 
         except ExpressionError as exc:
             errors.append((where, exc.detail))
             continue
-        errors.extend((where, message) for is_expr, src in pieces
-                      if is_expr and (message := check_syntax(src)) is not None)
+        errors.extend(
+            (where, message)
+            for is_expr, src in pieces
+            if is_expr and (message := check_syntax(src)) is not None
+        )
     return errors
 
 
@@ -298,7 +356,7 @@ def _template_pieces(template: str) -> tuple[tuple[bool, str], ...]:
             raise ExpressionError(f"unterminated ${{ }} in {template!r}", template) from None
         if opening > start:
             pieces.append((False, template[start:opening]))
-        pieces.append((True, template[opening + 2:end].strip()))
+        pieces.append((True, template[opening + 2 : end].strip()))
         start = end + 1
     if start < len(template):
         pieces.append((False, template[start:]))
@@ -306,6 +364,7 @@ def _template_pieces(template: str) -> tuple[tuple[bool, str], ...]:
 
 
 # --- static analysis ---------------------------------------------------------------------
+
 
 class _Token(NamedTuple):
     kind: str  # num, field, var, format, ident, op, str
@@ -317,7 +376,8 @@ class _LexError(Exception):
     pass
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
       (?P<ws>\s+)
     | (?P<comment>\#(?:[^\\\n]|\\[\s\S])*)
     | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
@@ -327,14 +387,36 @@ _TOKEN = re.compile(r"""
     | (?P<ident>[A-Za-z_]\w*(?:::[A-Za-z_]\w*)*)
     | (?P<op>\?//|//=|\.\.|[!=<>]=|[|+\-*/%]=|//|[.\[\]{}()|,:;=<>+\-*/%?])
     | (?P<quote>")
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
-_KEYWORDS = frozenset({"if", "then", "elif", "else", "end", "as", "def", "reduce", "foreach",
-                       "try", "catch", "label", "break", "import", "include", "and", "or",
-                       "__loc__"})
+_KEYWORDS = frozenset(
+    {
+        "if",
+        "then",
+        "elif",
+        "else",
+        "end",
+        "as",
+        "def",
+        "reduce",
+        "foreach",
+        "try",
+        "catch",
+        "label",
+        "break",
+        "import",
+        "include",
+        "and",
+        "or",
+        "__loc__",
+    }
+)
 # Builtins that always finish quickly on JSON input; a call to anything else, user
 # definitions included, sends the program to the helper process.
-_FAST_BUILTINS = frozenset("""
+_FAST_BUILTINS = frozenset(
+    """
     IN INDEX JOIN abs acos acosh add all any arrays ascii_downcase ascii_upcase asin asinh
     atan atan2 atanh booleans bsearch builtins cbrt ceil contains copysign cos cosh del
     delpaths drem empty endswith env erf erfc error exp exp10 exp2 explode expm1 fabs false
@@ -349,7 +431,8 @@ _FAST_BUILTINS = frozenset("""
     strflocaltime strftime strings strptime tan tanh tgamma to_entries toboolean todate
     todateiso8601 tojson tonumber tostream tostring transpose trim trimstr true trunc type
     unique unique_by utf8bytelength values with_entries y0 y1 yn
-""".split())
+""".split()
+)
 _SLOW_KEYWORDS = frozenset({"def", "reduce", "foreach"})
 _SLOW_OPS = frozenset({"*", "*=", "=", "|=", "+=", "-=", "/=", "%=", "//="})
 _MAX_FAST_GENERATORS = 2  # more nested generators can multiply into billions of outputs
@@ -474,7 +557,7 @@ def _arity(tokens: list[_Token], i: int) -> int:
     if i + 1 >= len(tokens) or tokens[i + 1].value != "(":
         return 0
     depth, arity = 0, 1
-    for token in tokens[i + 1:]:
+    for token in tokens[i + 1 :]:
         if token.kind != "op":
             continue
         if token.value in _OPENERS:
@@ -508,7 +591,7 @@ def referenced_steps_in_expression(source: str) -> set[str] | None:
             end = _steps_access(tokens, i)
             if end is None:
                 continue
-            step = _constant_key(tokens, end + (tokens[end:end + 1] == [_Token("op", "?")]))
+            step = _constant_key(tokens, end + (tokens[end : end + 1] == [_Token("op", "?")]))
             if step is None:
                 return None
             steps.add(step)
@@ -528,7 +611,7 @@ def _steps_access(tokens: list[_Token], i: int) -> int | None:
 
 def _constant_key(tokens: list[_Token], i: int) -> str | None:
     """The key of ``.id``, ``."id"``, ``["id"]`` or ``.["id"]`` at ``i``; else None."""
-    shape = "".join(_shape(token) for token in tokens[i:i + 4])
+    shape = "".join(_shape(token) for token in tokens[i : i + 4])
     if shape.startswith("F"):
         key = tokens[i].value[1:]
     elif shape.startswith((".S", "[S]")):
@@ -585,8 +668,7 @@ class _Helper:
         self._pid = 0  # the process that started _proc; a forked child starts its own
         self._buffer = b""
 
-    def run(self, text: str, payload: str, first: bool, timeout: float,
-            source: str) -> list[Any]:
+    def run(self, text: str, payload: str, first: bool, timeout: float, source: str) -> list[Any]:
         request = json.dumps([text, payload, first, math.ceil(timeout) + 5]) + "\n"
         with self._lock:
             proc = self._started()
@@ -600,10 +682,8 @@ class _Helper:
             if not line:
                 self.stop()
                 if line is None:
-                    raise ExpressionError(f"expression timed out after {float(timeout)}s",
-                                          source)
-                raise ExpressionError("expression evaluation crashed (out of memory?)",
-                                      source)
+                    raise ExpressionError(f"expression timed out after {float(timeout)}s", source)
+                raise ExpressionError("expression evaluation crashed (out of memory?)", source)
         ok, value = json.loads(line)
         if not ok:
             raise ExpressionError(value, source)
@@ -615,8 +695,13 @@ class _Helper:
         # An empty environment and / as working directory: nothing to read even if the
         # prelude were bypassed.
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _HELPER_SCRIPT], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={}, cwd="/")
+            [sys.executable, "-I", "-c", _HELPER_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={},
+            cwd="/",
+        )
         self._pid, self._buffer = os.getpid(), b""
         if self._read_line(time.monotonic() + 30) != b"ready":
             self.stop()

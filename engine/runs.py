@@ -402,15 +402,24 @@ def claim_step(
             )
         )
         return Claim("drop", execution_id, node_id), Followups()
-    sources = taken_sources(wf, node_id, views)
-    if node.type != "start" and not sources:
-        # Recorded by skip_step, in a transaction of its own (it resolves counters too).
+    return _decide(claim, views, exe.input), Followups()
+
+
+def _decide(claim: Claim, views: dict[str, StepView], execution_input: Any) -> Claim:
+    """Run or skip: with no taken incoming edge the step is skipped (by skip_step, in a
+    transaction of its own since it resolves counters); else compute its input and context.
+    The input is written with the step's outcome (one statement less on the hot path)."""
+    assert claim.compiled is not None and claim.node is not None
+    wf = claim.compiled.workflow
+    sources = taken_sources(wf, claim.node_id, views)
+    if claim.node.type != "start" and not sources:
         claim.kind = "skip"
-        return claim, Followups()
-    claim.input = node_input(wf, node_id, sources, views, exe.input)
-    claim.context = expression_context(execution_id, exe.workflow_id, exe.input, views, claim.input)
-    # The input is written with the step's outcome (one statement less on the hot path).
-    return claim, Followups()
+        return claim
+    claim.input = node_input(wf, claim.node_id, sources, views, execution_input)
+    claim.context = expression_context(
+        claim.execution_id, claim.workflow_id, execution_input, views, claim.input
+    )
+    return claim
 
 
 def skip_step(session: Session, claim: Claim) -> Followups | None:
@@ -566,13 +575,7 @@ def prepare_pure_step(
     )
     if not predecessors_done(wf, node_id, views):
         return Claim("drop", execution_id, node_id), Followups()
-    sources = taken_sources(wf, node_id, views)
-    if node.type != "start" and not sources:
-        claim.kind = "skip"
-        return claim, Followups()
-    claim.input = node_input(wf, node_id, sources, views, exe.input)
-    claim.context = expression_context(execution_id, exe.workflow_id, exe.input, views, claim.input)
-    return claim, Followups()
+    return _decide(claim, views, exe.input), Followups()
 
 
 def complete_step(session: Session, claim: Claim, output: Any) -> Followups | None:

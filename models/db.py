@@ -66,7 +66,9 @@ def get_progress_engine(url: str, autocommit: bool = False) -> Engine:
 
 
 @lru_cache(maxsize=32)
-def get_sessionmaker(url: str, progress: bool = False, autocommit: bool = False) -> sessionmaker[Session]:
+def get_sessionmaker(
+    url: str, progress: bool = False, autocommit: bool = False
+) -> sessionmaker[Session]:
     bind = get_progress_engine(url, autocommit) if progress else get_engine(url)
     return sessionmaker(bind=bind, expire_on_commit=False, info={"progress": progress})
 

@@ -176,8 +176,10 @@ def test_ten_thousand_node_compile_is_fast_and_complete() -> None:
 
 def test_long_chains_are_cut_into_canvases_of_bounded_length() -> None:
     n = 25
-    chain = wf([("s", "start")] + [(f"n{i}", "transform") for i in range(n)] + [("e", "end")],
-               [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")])
+    chain = wf(
+        [("s", "start")] + [(f"n{i}", "transform") for i in range(n)] + [("e", "end")],
+        [("s", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(n - 1)] + [(f"n{n - 1}", "e")],
+    )
     plan = compile_plan(chain, max_tasks=10)
     assert list(plan.regions) == ["s", "n9", "n19"]
     assert plan.counter_edges == {("n8", "n9"), ("n18", "n19")}

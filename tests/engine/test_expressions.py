@@ -98,7 +98,8 @@ def test_variables_are_bound_per_evaluation_on_one_compiled_program():
 def test_serverless_style_variables():
     variables = {"context": {"user": "ada"}, "input": {"n": 2}, "workflow": {"id": "w1"}}
     assert evaluate('"\\($context.user)-\\($input.n)-\\($workflow.id)"', {}, variables) == (
-        "ada-2-w1")
+        "ada-2-w1"
+    )
 
 
 def test_missing_variable_is_an_expression_error():
@@ -106,11 +107,14 @@ def test_missing_variable_is_an_expression_error():
         evaluate("$secret.token", {})
 
 
-@pytest.mark.parametrize(("source", "data", "message"), [
-    (".a.b", {"a": 5}, 'Cannot index number with string ("b")'),
-    ('error("custom failure")', None, "custom failure"),
-    ("1 + {}", None, "cannot be added"),
-])
+@pytest.mark.parametrize(
+    ("source", "data", "message"),
+    [
+        (".a.b", {"a": 5}, 'Cannot index number with string ("b")'),
+        ('error("custom failure")', None, "custom failure"),
+        ("1 + {}", None, "cannot be added"),
+    ],
+)
 def test_runtime_errors_carry_the_jq_message(source, data, message):
     with pytest.raises(ExpressionError, match=re.escape(message)) as caught:
         evaluate(source, data)
@@ -125,11 +129,21 @@ def test_input_that_is_not_json_is_an_expression_error():
 # --- templates -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("${ .a }", True), ("  ${.a}  ", True), ("${ {a: .x} }", True), ('${ "}" }', True),
-    ("${ .a } and ${ .b }", False), ("Hello ${ .a }", False), (".a", False), ("${ .a", False),
-    (5, False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("${ .a }", True),
+        ("  ${.a}  ", True),
+        ("${ {a: .x} }", True),
+        ('${ "}" }', True),
+        ("${ .a } and ${ .b }", False),
+        ("Hello ${ .a }", False),
+        (".a", False),
+        ("${ .a", False),
+        (5, False),
+        (None, False),
+    ],
+)
 def test_is_expression_string(value, expected):
     assert is_expression_string(value) is expected
 
@@ -140,11 +154,18 @@ def test_strip_expression():
     assert strip_expression(" .a ") == ".a"
 
 
-@pytest.mark.parametrize(("template", "expected"), [
-    ("${ .n }", 7), ("${ .s }", "text"), ("${ .o }", {"k": [1, 2]}), ("${ .missing }", None),
-    ("${ .n > 5 }", True), ("  ${ .l }  ", [1, "two"]), ("${ {a: .n, b: {c: .s}} }",
-                                                           {"a": 7, "b": {"c": "text"}}),
-])
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("${ .n }", 7),
+        ("${ .s }", "text"),
+        ("${ .o }", {"k": [1, 2]}),
+        ("${ .missing }", None),
+        ("${ .n > 5 }", True),
+        ("  ${ .l }  ", [1, "two"]),
+        ("${ {a: .n, b: {c: .s}} }", {"a": 7, "b": {"c": "text"}}),
+    ],
+)
 def test_render_whole_string_gives_the_typed_value(template, expected):
     data = {"n": 7, "s": "text", "o": {"k": [1, 2]}, "l": [1, "two"]}
     assert render(template, data) == expected
@@ -165,14 +186,21 @@ def test_render_handles_braces_inside_expressions():
 
 
 def test_render_walks_nested_templates_and_passes_non_strings_through():
-    template = {"greeting": "Hello ${ .user.name }", "id": "${ .user.id }",
-                "list": [1, None, True, "${ .user.tags }", {"deep": "${ .user.id + 1 }"}],
-                "plain": "no expression here", "dollar": "costs $5 {not} ${ .cost }"}
+    template = {
+        "greeting": "Hello ${ .user.name }",
+        "id": "${ .user.id }",
+        "list": [1, None, True, "${ .user.tags }", {"deep": "${ .user.id + 1 }"}],
+        "plain": "no expression here",
+        "dollar": "costs $5 {not} ${ .cost }",
+    }
     data = {"user": {"name": "Ada", "id": 41, "tags": ["a"]}, "cost": 5}
     assert render(template, data) == {
-        "greeting": "Hello Ada", "id": 41,
+        "greeting": "Hello Ada",
+        "id": 41,
         "list": [1, None, True, ["a"], {"deep": 42}],
-        "plain": "no expression here", "dollar": "costs $5 {not} 5"}
+        "plain": "no expression here",
+        "dollar": "costs $5 {not} 5",
+    }
     assert render(3.5, data) == 3.5
 
 
@@ -186,8 +214,14 @@ def test_render_unterminated_expression_is_an_error():
 
 
 def test_template_syntax_errors_point_into_the_template():
-    template = {"ok": "${ .a }", "bad": "${ .a | }", "list": ["x", "n: ${ {a: } }"],
-                "a/b": "${ }", "open": "${ .x", "n": 3}
+    template = {
+        "ok": "${ .a }",
+        "bad": "${ .a | }",
+        "list": ["x", "n: ${ {a: } }"],
+        "a/b": "${ }",
+        "open": "${ .x",
+        "n": 3,
+    }
     errors = dict(template_syntax_errors(template))
     assert set(errors) == {"/bad", "/list/1", "/a~1b", "/open"}
     assert "syntax error" in errors["/bad"]
@@ -198,34 +232,40 @@ def test_template_syntax_errors_point_into_the_template():
 # --- referenced steps ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    (".steps.get_user.output.body.tier == \"vip\"", {"get_user"}),
-    ('.steps["get-user"].output', {"get-user"}),
-    ('.steps."quoted".output', {"quoted"}),
-    ('.steps.["dot_bracket"]', {"dot_bracket"}),
-    (".steps?.maybe.output", {"maybe"}),
-    (".steps.a.output + .steps.b.output", {"a", "b"}),
-    ('"\\(.steps.inside.output)"', {"inside"}),
-    ('."steps".quoted_root', {"quoted_root"}),
-    ('.["steps"].bracket_root', {"bracket_root"}),
-    ("{steps: .input.x}", set()),
-    (".input.steps.not_a_step", set()),
-    (".input", set()),
-    (".steps | keys", None),
-    (".steps[$x]", None),
-    (".steps[]", None),
-    (".steps", None),
-    ('.steps["\\(.input.id)"]', None),
-    ("[..]", None),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('.steps.get_user.output.body.tier == "vip"', {"get_user"}),
+        ('.steps["get-user"].output', {"get-user"}),
+        ('.steps."quoted".output', {"quoted"}),
+        ('.steps.["dot_bracket"]', {"dot_bracket"}),
+        (".steps?.maybe.output", {"maybe"}),
+        (".steps.a.output + .steps.b.output", {"a", "b"}),
+        ('"\\(.steps.inside.output)"', {"inside"}),
+        ('."steps".quoted_root', {"quoted_root"}),
+        ('.["steps"].bracket_root', {"bracket_root"}),
+        ("{steps: .input.x}", set()),
+        (".input.steps.not_a_step", set()),
+        (".input", set()),
+        (".steps | keys", None),
+        (".steps[$x]", None),
+        (".steps[]", None),
+        (".steps", None),
+        ('.steps["\\(.input.id)"]', None),
+        ("[..]", None),
+    ],
+)
 def test_referenced_steps_in_expression(source, expected):
     assert referenced_steps_in_expression(source) == expected
 
 
 def test_referenced_steps_in_a_template():
-    template = {"greeting": "Hello ${ .steps.get_user.output.body.name }",
-                "body": "${ .steps.merge.output }", "plain": ".steps.not_an_expression",
-                "n": [1, "${ .input.x }"]}
+    template = {
+        "greeting": "Hello ${ .steps.get_user.output.body.name }",
+        "body": "${ .steps.merge.output }",
+        "plain": ".steps.not_an_expression",
+        "n": [1, "${ .input.x }"],
+    }
     assert referenced_steps(template) == {"get_user", "merge"}
     assert referenced_steps("no expressions") == set()
     assert referenced_steps({"all": "${ .steps | length }", "b": "${ .steps.b }"}) is None
@@ -234,9 +274,17 @@ def test_referenced_steps_in_a_template():
 # --- sandbox -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["env", "$ENV", "env.CANVASFLOW_TEST_SECRET",
-                                    "$ENV.CANVASFLOW_TEST_SECRET", "[env[]]",
-                                    "first(range(1)) | env"])  # the last runs in the helper
+@pytest.mark.parametrize(
+    "source",
+    [
+        "env",
+        "$ENV",
+        "env.CANVASFLOW_TEST_SECRET",
+        "$ENV.CANVASFLOW_TEST_SECRET",
+        "[env[]]",
+        "first(range(1)) | env",
+    ],
+)  # the last runs in the helper
 def test_environment_is_not_readable(monkeypatch, source):
     monkeypatch.setenv("CANVASFLOW_TEST_SECRET", "hunter2")
     value = evaluate(source, {})
@@ -244,13 +292,32 @@ def test_environment_is_not_readable(monkeypatch, source):
     assert "hunter2" not in repr(compile_expression(source).evaluate_all({}))
 
 
-@pytest.mark.parametrize("source", [
-    'import "mod" as m; .', 'include "mod"; .', 'import "data" as $d; $d',
-    "input", "[inputs]", "first(inputs)", "input_line_number", "$__loc__", "{$__loc__}",
-    "debug", 'debug("msg")', "stderr", "halt", "halt_error", "halt_error(1)",
-    '"a" | modulemeta', "get_search_list", "get_jq_origin", "get_prog_origin",
-    '"text \\(input)"', "def f: input; f",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'import "mod" as m; .',
+        'include "mod"; .',
+        'import "data" as $d; $d',
+        "input",
+        "[inputs]",
+        "first(inputs)",
+        "input_line_number",
+        "$__loc__",
+        "{$__loc__}",
+        "debug",
+        'debug("msg")',
+        "stderr",
+        "halt",
+        "halt_error",
+        "halt_error(1)",
+        '"a" | modulemeta',
+        "get_search_list",
+        "get_jq_origin",
+        "get_prog_origin",
+        '"text \\(input)"',
+        "def f: input; f",
+    ],
+)
 def test_reading_outside_the_sandbox_is_refused_at_compile_time(source):
     with pytest.raises(ExpressionError, match="not allowed"):
         compile_expression(source)
@@ -263,7 +330,10 @@ def test_input_filename_is_null():
 def test_refused_names_are_fine_as_keys_and_fields():
     data = {"input": 1, "import": 2, "env": 3}
     assert evaluate("{input, import: .import, debug: .env}", data) == {
-        "input": 1, "import": 2, "debug": 3}
+        "input": 1,
+        "import": 2,
+        "debug": 3,
+    }
     assert evaluate(".input + .import", data) == 3
 
 
@@ -286,15 +356,29 @@ def short_timeout():
     set_default_timeout(2.0)
 
 
-@pytest.mark.parametrize(("source", "fast"), [
-    (".a.b", True), ('{name: .user.name, tags: [.tags[] | ascii_upcase]}', True),
-    ('"a,b" | split(",")', True), ("map(select(.ok)) | length", True),
-    ("[range(5)]", False), ("[repeat(1)]", False), ("until(. > 3; . + 1)", False),
-    ("[while(. < 3; . + 1)]", False), ("[recurse(. + 1)]", False), ("[limit(2; .[])]", False),
-    ("def f: f; f", False), ("reduce .[] as $x (0; . + $x)", False), ('"x" * 1e9', False),
-    (".[5e8] = 1", False), ('test("a+")', False), ('split("a+"; null)', False),
-    ("[.[] as $a | .[] as $b | .[] as $c | 1]", False), ("[{a: (1,2), b: (1,2), c: (1,2)}]", False),
-])
+@pytest.mark.parametrize(
+    ("source", "fast"),
+    [
+        (".a.b", True),
+        ("{name: .user.name, tags: [.tags[] | ascii_upcase]}", True),
+        ('"a,b" | split(",")', True),
+        ("map(select(.ok)) | length", True),
+        ("[range(5)]", False),
+        ("[repeat(1)]", False),
+        ("until(. > 3; . + 1)", False),
+        ("[while(. < 3; . + 1)]", False),
+        ("[recurse(. + 1)]", False),
+        ("[limit(2; .[])]", False),
+        ("def f: f; f", False),
+        ("reduce .[] as $x (0; . + $x)", False),
+        ('"x" * 1e9', False),
+        (".[5e8] = 1", False),
+        ('test("a+")', False),
+        ('split("a+"; null)', False),
+        ("[.[] as $a | .[] as $b | .[] as $c | 1]", False),
+        ("[{a: (1,2), b: (1,2), c: (1,2)}]", False),
+    ],
+)
 def test_programs_that_could_loop_run_in_the_helper(source, fast):
     assert compile_expression(source).fast is fast
 
@@ -363,5 +447,7 @@ def test_inline_evaluation_speed(capsys):
         compiled.evaluate({"user": {"id": i, "name": "ada"}}, {"offset": 10})
     elapsed = time.perf_counter() - started
     with capsys.disabled():
-        print(f"\n  expressions: {10_000 / elapsed:,.0f} inline evaluations/s "
-              f"({elapsed * 1000:.0f} ms for 10,000)")
+        print(
+            f"\n  expressions: {10_000 / elapsed:,.0f} inline evaluations/s "
+            f"({elapsed * 1000:.0f} ms for 10,000)"
+        )

@@ -322,7 +322,12 @@ def test_circuit_opens_after_consecutive_failures_and_fails_fast(
     r = engine.run(wf, timeout=120)
     assert r.status == "failed"
     assert r.step("x")["attempts"] == attempts
-    assert r.step("x")["error"]["type"] == "circuit_open"
+    # Breakers are per worker process, and which process takes the last attempt is up to
+    # the broker: the last error may be either kind there, but attempts did fail fast.
+    kinds = [(h.get("error") or {}).get("type") for h in r.step("x")["history"]]
+    assert "circuit_open" in kinds
+    if engine.mode == "embedded":
+        assert r.step("x")["error"]["type"] == "circuit_open"
     hits = len(breaker_upstream.hits_for("/status/500"))
     # Breakers are per worker process: the embedded engine is one, the harness's worker
     # has four pool processes. Past the threshold, attempts failed fast without a call.

@@ -270,27 +270,39 @@ def start_beat(settings: Settings, logdir: Path, name: str = "beat") -> subproce
 
 
 def rabbitmq_harness(
-    tmp: Path, pg_base: str, amqp: str, redis_url: str, workers: int = 1, **overrides: Any
+    tmp: Path,
+    pg_base: str,
+    amqp: str,
+    redis_url: str,
+    workers: int = 1,
+    concurrency: int = 4,
+    worker_extra: list[str] | None = None,
+    **overrides: Any,
 ) -> Harness:
+    """A fresh PostgreSQL database, a queue of its own, real worker(s) and beat."""
     from tasks.celery_app import configure
 
     db_url = create_pg_database(pg_base)
-    settings = Settings(
-        data_dir=tmp,
-        database_url=db_url,
-        broker_url=amqp,
-        result_backend=redis_url,
-        queue_name=f"cf_it_{secrets.token_hex(4)}",
-        action_allow_private=True,
-        tick_seconds=0.2,
-        lost_message_seconds=3,
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "data_dir": tmp,
+        "database_url": db_url,
+        "broker_url": amqp,
+        "result_backend": redis_url,
+        "queue_name": f"cf_it_{secrets.token_hex(4)}",
+        "action_allow_private": True,
+        "tick_seconds": 0.2,
+        "lost_message_seconds": 3,
+    }
+    settings = Settings(**{**fields, **overrides})
     migrations.upgrade(db_url)
     app = configure(settings)
     h = Harness("rabbitmq", settings, app, make_user(settings), logdir=tmp)
     for i in range(workers):
-        h.procs.append(start_worker(settings, tmp, name=f"worker{i}"))
+        h.procs.append(
+            start_worker(
+                settings, tmp, name=f"worker{i}", concurrency=concurrency, extra=worker_extra
+            )
+        )
     h.procs.append(start_beat(settings, tmp))
     # Wait until a worker consumes: a one-node workflow must finish.
     probe = h.workflow(
