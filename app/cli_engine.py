@@ -18,6 +18,7 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(beat)
     main.add_command(run)
+    main.add_command(flower)
 
 
 def _prepare_db(settings: Settings) -> None:
@@ -121,6 +122,23 @@ def beat(ctx: click.Context, loglevel: str) -> None:
         ]
         + list(ctx.args)
     )
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--port", default=5555, show_default=True, type=int)
+@click.option("--url-prefix", default="flower", show_default=True)
+@click.pass_context
+def flower(ctx: click.Context, port: int, url_prefix: str) -> None:
+    """Flower, Celery's worker monitor, on the same broker (not for the embedded default)."""
+    from tasks.celery_app import configure
+
+    settings = Settings.from_env()
+    if settings.embedded_broker:
+        raise click.ClickException(
+            "Flower needs CANVASFLOW_BROKER_URL; on the embedded default the web admin is the monitor."
+        )
+    app = configure(settings)
+    app.start(["flower", f"--port={port}", f"--url_prefix={url_prefix}"] + list(ctx.args))
 
 
 def _load_file(path: Path) -> Any:
