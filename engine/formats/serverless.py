@@ -74,8 +74,11 @@ def load_serverless(document: Any) -> Workflow:
     entries = list(_entries(document["do"], "/do"))
     if _sequential(entries):
         tasks = [
-            Node(pointer, "sw_task", {"name": name, "task": task, "pointer": pointer}, label=name)
-            for pointer, name, task in entries
+            _parked_wait(pointer, name, task, 0 < i < len(entries) - 1)
+            or Node(
+                pointer, "sw_task", {"name": name, "task": task, "pointer": pointer}, label=name
+            )
+            for i, (pointer, name, task) in enumerate(entries)
         ]
     else:
         # Jumps a chain cannot draw (backwards, or past the next task): one node runs the
@@ -94,6 +97,25 @@ def load_serverless(document: Any) -> Workflow:
         format="serverless",
         meta={"document": document},
     )
+
+
+def _parked_wait(pointer: str, name: str, task: Any, inner: bool) -> Node | None:
+    """A plain top-level `wait` between two tasks becomes the engine's durable `delay`.
+
+    Its step parks in the database (`waiting` + wake_at) and the ticker resumes it, so the
+    wait survives worker restarts and holds no worker thread; the envelope passes through
+    unchanged, as a wait's output is its input. Waits with `if`, data filters, flow
+    directives or a computed duration stay inside the interpreter.
+    """
+    if not inner or not isinstance(task, dict) or set(task) != {"wait"}:
+        return None
+    from engine.serverless.durations import to_seconds
+
+    try:
+        seconds = to_seconds(task["wait"])
+    except ValueError:
+        return None
+    return Node(pointer, "delay", {"seconds": seconds}, label=name)
 
 
 def _sequential(entries: list[tuple[str, str, Any]]) -> bool:

@@ -443,3 +443,23 @@ def test_webhook_response_and_end_output_mapping(engine: Harness) -> None:
     assert r.status == "succeeded"
     assert r.response == {"status": 201, "headers": {"X-Id": r.id}, "body": {"got": "hi"}}
     assert r.output == {"done": True, "q": "hi"}
+
+
+def test_serverless_top_level_wait_parks_durably(engine: Harness) -> None:
+    doc = {
+        "document": {"dsl": "1.0.0", "namespace": "t", "name": "parked", "version": "0.1.0"},
+        "do": [
+            {"first": {"set": {"a": "${ .x }"}}},
+            {"pause": {"wait": "PT3S"}},
+            {"last": {"set": {"b": "${ .a + 1 }"}}},
+        ],
+    }
+    wid = engine.workflow(doc)
+    eid = engine.start(wid, {"x": 1})
+    time.sleep(1.2)
+    mid = engine.result(eid)
+    assert mid.step("/do/1/pause")["status"] == "waiting"  # parked in the database
+    r = engine.wait(eid)
+    assert r.status == "succeeded", r.error
+    assert r.output == {"b": 2}
+    assert finished(r, "/do/1/pause") - started(r, "/do/1/pause") >= 2.9
