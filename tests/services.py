@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,11 @@ def require_redis() -> str:
     if error:
         _missing("Redis", url, error)
     return url
+
+
+def shared_dir() -> Path:
+    """The shared/ folder beside the repository (spec, reference), or CANVASFLOW_SHARED_DIR."""
+    configured = os.environ.get("CANVASFLOW_SHARED_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared"
