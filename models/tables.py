@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, IdColumn, new_id, utcnow
@@ -121,8 +121,20 @@ class StepExecution(Base):
     __tablename__ = "step_executions"
     __table_args__ = (
         UniqueConstraint("execution_id", "node_id"),
-        Index("ix_step_executions_status_wake", "status", "wake_at"),
-        Index("ix_step_executions_status_lease", "status", "lease_expires_at"),
+        # Partial, and without `status`: a step that never waits nor holds a lease changes
+        # no indexed column, so PostgreSQL updates it in place (HOT), with no index write.
+        Index(
+            "ix_step_executions_wake",
+            "wake_at",
+            postgresql_where=text("wake_at IS NOT NULL"),
+            sqlite_where=text("wake_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_step_executions_lease",
+            "lease_expires_at",
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
+            sqlite_where=text("lease_expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
