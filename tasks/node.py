@@ -7,6 +7,7 @@ rejects the message without requeue so RabbitMQ dead-letters it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -32,6 +33,7 @@ from .handlers import delay as delay_handler
 from .publish import WAKE_STEP, publish_followups, publish_wake
 
 log = logging.getLogger(__name__)
+HAND_OVER_MAX_BYTES = 16 * 1024
 T = TypeVar("T")
 
 
@@ -55,7 +57,12 @@ def _message(task: Task) -> dict[str, Any]:
     name=RUN_NODE, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
 )
 def run_node(
-    self: Task, execution_id: str, node_id: str, repair: bool = False, takeover: bool = False
+    self: Task,
+    execution_id: str,
+    node_id: str,
+    repair: bool = False,
+    takeover: bool = False,
+    prev: dict[str, Any] | None = None,
 ) -> None:
     """Run one node of one execution, exactly once in effect."""
     settings = runtime.settings()
@@ -75,6 +82,7 @@ def run_node(
                 repair=repair,
                 task_id=self.request.id,
                 worker=self.request.hostname,
+                prev=prev,
             )
             if prepared[0].kind != "claim":
                 return prepared
@@ -92,18 +100,24 @@ def run_node(
 
     # Single statements each (a CAS, a read): autocommit, no BEGIN/COMMIT round trips.
     claim, follow = _tx(url, start, autocommit=True)
-    _run_claimed(self, claim, follow, url)
+    if not _run_claimed(self, claim, follow, url) and prev is not None:
+        # The handed-over output assumed a fresh row and it was not (a retry, a resume):
+        # run again the ordinary way, reading the row.
+        run_node.run(execution_id, node_id, repair=repair, takeover=takeover)
 
 
-def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> None:
+def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> bool:
+    """Run a claimed step; False when its outcome's CAS found the row not as assumed."""
     settings = runtime.settings()
     execution_id, node_id = claim.execution_id, claim.node_id
     if claim.kind == "skip":
         follow = _tx(url, lambda session: runs.skip_step(session, claim))
+        if follow is None:
+            return False
     if claim.compiled is not None:
         publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
     if claim.kind != "run":
-        return
+        return True
     assert claim.node is not None and claim.compiled is not None
     node = claim.node
     env = handlers.HandlerEnv(
@@ -112,12 +126,16 @@ def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> None:
     try:
         if node.type == "delay":
             _park(claim, url)
-            return
+            return True
         output = handlers.get(node.type)(node, claim.input, claim.context, env)
     except StepError as exc:
+        if claim.handed:
+            return False  # record failures from the row as read, not as assumed
         _handle_failure(self, claim, exc, url)
-        return
+        return True
     except Exception as exc:  # a bug or a library error: fail the step, never the worker
+        if claim.handed:
+            return False
         log.exception("node %s of execution %s crashed", node_id, execution_id)
         err = StepError(
             f"{type(exc).__name__}: {exc}",
@@ -125,15 +143,48 @@ def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> None:
             details={"traceback": traceback.format_exc(limit=5)},
         )
         _handle_failure(self, claim, err, url)
-        return
+        return True
     follow = _tx(
         url,
         autocommit=runs.completion_is_one_statement(claim),
         work=lambda session: runs.complete_step(session, claim, output),
     )
     if follow is None:
+        if claim.handed:
+            return False
         raise Ignore()  # cancelled meanwhile: stop this canvas here
     publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
+    _hand_over(self, claim, output)
+    return True
+
+
+def _hand_over(task: Task, claim: runs.Claim, output: Any) -> None:
+    """Put this step's output into the next chain message, when that step can use it alone.
+
+    The next pure step then reads nothing before its one compare-and-set. Small outputs
+    only: the rest of the chain is re-serialized into every hop's message.
+    """
+    chain = task.request.chain
+    if not chain or claim.compiled is None:
+        return
+    nxt = chain[-1]
+    if not isinstance(nxt, dict) or nxt.get("task") != RUN_NODE:
+        return
+    args = list(nxt.get("args") or [])
+    if (
+        len(args) < 2
+        or args[0] != claim.execution_id
+        or args[1] not in claim.compiled.workflow.node_map
+    ):
+        return
+    if not runs.prev_usable(claim.compiled, args[1], claim.node_id):
+        return
+    try:
+        if len(json.dumps(output)) > HAND_OVER_MAX_BYTES:
+            return
+    except (TypeError, ValueError):
+        return
+    nxt.setdefault("kwargs", {})["prev"] = {"node": claim.node_id, "output": output}
 
 
 def _database_down(exc: BaseException) -> bool:

@@ -38,6 +38,7 @@ from .steps import completion_is_one_statement as completion_is_one_statement
 from .steps import fail_step as fail_step
 from .steps import park_step as park_step
 from .steps import prepare_pure_step as prepare_pure_step
+from .steps import prev_usable as prev_usable
 from .steps import requeue_stamp as requeue_stamp
 from .steps import schedule_retry as schedule_retry
 from .steps import skip_step as skip_step

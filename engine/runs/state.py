@@ -71,6 +71,8 @@ class Claim:
     pure: bool = False
     task_id: str | None = None
     worker: str | None = None
+    # Prepared from the output the predecessor handed over, assuming a fresh row.
+    handed: bool = False
 
 
 # Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded).
@@ -129,6 +131,8 @@ def _cas_running(claim: Claim) -> Any:
                 SC.status == StepStatus.PENDING.value,
                 SC.attempts == claim.attempt - 1,
                 exists().where(EC.id == claim.execution_id, EC.status == RUNNING),
+                # a handed-over claim assumed a fresh row: no earlier attempt in its history
+                *([SC.history.is_(None)] if claim.handed else []),
             )
             .values(
                 attempts=claim.attempt,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -12,9 +12,10 @@ from models import DeadLetter, LifecycleEvent, utcnow
 
 from ..semantics import StepView, expression_context, node_input, predecessors_done, taken_sources
 from ..states import ExecutionStatus, StepStatus
-from .cache import _execution_header, load_compiled
+from .cache import Compiled, _execution_header, load_compiled
 from .state import (
     EC,
+    PURE_TYPES,
     RUNNING,
     SC,
     ST,
@@ -191,6 +192,26 @@ def _cancel_if_execution_over(session: Session, execution_id: str, node_id: str)
     return Followups()
 
 
+class _Row(NamedTuple):
+    node_id: str
+    status: str
+    output: Any
+    attempts: int
+    history: Any
+
+
+def prev_usable(compiled: Compiled, node_id: str, prev_node: str) -> bool:
+    """Whether a pure step may run on its one predecessor's handed-over output alone."""
+    wf = compiled.workflow
+    needs = compiled.needs.get(node_id)
+    return (
+        wf.node_map[node_id].type in PURE_TYPES
+        and wf.predecessors(node_id) == [prev_node]
+        and needs is not None
+        and needs <= {prev_node}
+    )
+
+
 def prepare_pure_step(
     session: Session,
     execution_id: str,
@@ -200,8 +221,13 @@ def prepare_pure_step(
     repair: bool = False,
     task_id: str | None = None,
     worker: str | None = None,
+    prev: dict[str, Any] | None = None,
 ) -> tuple[Claim, Followups]:
-    """Read what a pure step needs, writing nothing; its outcome is the step's one write."""
+    """Read what a pure step needs, writing nothing; its outcome is the step's one write.
+
+    ``prev`` is the predecessor's output handed over in the message by the step before it
+    in the same chain (see prev_usable): then nothing is read at all.
+    """
     now = utcnow()
     exe = _execution_header(session, execution_id)
     compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
@@ -209,16 +235,25 @@ def prepare_pure_step(
     node = wf.node_map[node_id]
     needs = compiled.needs.get(node_id)
     wanted = None if needs is None else set(wf.predecessors(node_id)) | needs | {node_id}
-    rows = (
-        session.connection()
-        .execute(
-            select(SC.node_id, SC.status, SC.output, SC.attempts, SC.history).where(
-                SC.execution_id == execution_id,
-                *([SC.node_id.in_(list(wanted))] if wanted is not None else []),
+    handed = prev is not None and prev_usable(compiled, node_id, prev["node"])
+    if handed:
+        # The predecessor handed its output over in this message: assume a fresh row
+        # (attempt 1, no history); the outcome's CAS checks that, else the caller re-reads.
+        rows = [
+            _Row(prev["node"], StepStatus.SUCCEEDED.value, prev["output"], 1, None),
+            _Row(node_id, StepStatus.PENDING.value, None, 0, None),
+        ]
+    else:
+        rows = (
+            session.connection()
+            .execute(
+                select(SC.node_id, SC.status, SC.output, SC.attempts, SC.history).where(
+                    SC.execution_id == execution_id,
+                    *([SC.node_id.in_(list(wanted))] if wanted is not None else []),
+                )
             )
+            .all()
         )
-        .all()
-    )
     own = next((r for r in rows if r.node_id == node_id), None)
     if own is not None and own.status == StepStatus.RUNNING.value:
         # Written as running by a claim (a re-queue, or an older worker): take the claim path.
@@ -242,6 +277,7 @@ def prepare_pure_step(
         pure=True,
         task_id=task_id,
         worker=worker,
+        handed=handed,
     )
     if not predecessors_done(wf, node_id, views):
         return Claim("drop", execution_id, node_id), Followups()
