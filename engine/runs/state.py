@@ -76,7 +76,7 @@ class Claim:
 
 
 # Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded).
-PURE_TYPES = frozenset({"start", "fork", "join", "transform", "condition"})
+PURE_TYPES = frozenset({"start", "fork", "join", "transform", "condition", "end", "webhook_response"})
 
 
 @dataclass
