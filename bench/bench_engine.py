@@ -215,7 +215,9 @@ def main() -> None:
         drop_pg_database(PG, db)
 
     if not args.skip_embedded:
-        eh = embedded_harness(Path(tempfile.mkdtemp(prefix="cf-bench-emb-")))
+        eh = embedded_harness(
+            Path(tempfile.mkdtemp(prefix="cf-bench-emb-")), lost_message_seconds=120
+        )
         try:
             ecf = Canvasflow(eh)
             ecf.run(chain_dag(5), timeout=60)

@@ -170,13 +170,13 @@ def make_user(settings: Settings) -> str:
 def embedded_harness(tmp: Path, **overrides: Any) -> Harness:
     from tasks.embedded import EmbeddedEngine
 
-    settings = Settings(
-        data_dir=tmp,
-        action_allow_private=True,
-        tick_seconds=0.1,
-        lost_message_seconds=3,
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "data_dir": tmp,
+        "action_allow_private": True,
+        "tick_seconds": 0.1,
+        "lost_message_seconds": 3,
+    }
+    settings = Settings(**{**fields, **overrides})
     migrations.upgrade(settings.effective_database_url)
     engine = EmbeddedEngine(settings).start()
     h = Harness("embedded", settings, engine.app, make_user(settings), engine=engine)
