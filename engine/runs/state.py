@@ -76,7 +76,9 @@ class Claim:
 
 
 # Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded).
-PURE_TYPES = frozenset({"start", "fork", "join", "transform", "condition", "end", "webhook_response"})
+PURE_TYPES = frozenset(
+    {"start", "fork", "join", "transform", "condition", "end", "webhook_response"}
+)
 
 
 @dataclass

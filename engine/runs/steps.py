@@ -141,22 +141,28 @@ def _decide(claim: Claim, views: dict[str, StepView], execution_input: Any) -> C
     return claim
 
 
+def _record(session: Session, claim: Claim, **values: Any) -> bool:
+    """The outcome of exactly the claimed attempt, by compare-and-set; False if it lost."""
+    row = (
+        session.connection().execute(_cas_running(claim).values(**values).returning(SC.id)).first()
+    )
+    return row is not None
+
+
 def skip_step(session: Session, claim: Claim) -> Followups | None:
     """Record that no incoming edge of the claimed step was taken; the skip flows on."""
     now = utcnow()
-    done = session.execute(
-        _cas_running(claim)
-        .values(
-            status=StepStatus.SKIPPED.value,
-            attempts=claim.attempt - 1,
-            started_at=None,
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .returning(SC.id)
-    ).first()
-    if done is None:
+    done = _record(
+        session,
+        claim,
+        status=StepStatus.SKIPPED.value,
+        attempts=claim.attempt - 1,
+        started_at=None,
+        finished_at=now,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    if not done:
         return None
     return _after_terminal(session, claim, StepStatus.SKIPPED.value, None)
 
@@ -288,25 +294,19 @@ def complete_step(session: Session, claim: Claim, output: Any) -> Followups | No
     """Record success and resolve what follows; None if the step was cancelled meanwhile."""
     _fast(session)
     now = utcnow()
-    done = (
-        session.connection()
-        .execute(
-            _cas_running(claim)
-            .values(
-                status=StepStatus.SUCCEEDED.value,
-                input=claim.input,
-                output=output,
-                finished_at=now,
-                error=None,
-                lease_expires_at=None,
-                updated_at=now,
-                history=claim.history + [_history_entry(claim, "succeeded", now)],
-            )
-            .returning(SC.id)
-        )
-        .first()
+    done = _record(
+        session,
+        claim,
+        status=StepStatus.SUCCEEDED.value,
+        input=claim.input,
+        output=output,
+        finished_at=now,
+        error=None,
+        lease_expires_at=None,
+        updated_at=now,
+        history=claim.history + [_history_entry(claim, "succeeded", now)],
     )
-    if done is None:
+    if not done:
         return None
     return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, output)
 
@@ -376,20 +376,18 @@ def schedule_retry(
     """Put a failed attempt back to pending until ``delay`` seconds from now."""
     now = utcnow()
     wake = now + timedelta(seconds=delay)
-    done = session.execute(
-        _cas_running(claim)
-        .values(
-            status=StepStatus.PENDING.value,
-            error=error,
-            lease_expires_at=None,
-            wake_at=wake,
-            queued_at=None if parked else wake,
-            updated_at=now,
-            history=claim.history + [_history_entry(claim, "failed", now, error)],
-        )
-        .returning(S.id)
-    ).first()
-    return done is not None
+    done = _record(
+        session,
+        claim,
+        status=StepStatus.PENDING.value,
+        error=error,
+        lease_expires_at=None,
+        wake_at=wake,
+        queued_at=None if parked else wake,
+        updated_at=now,
+        history=claim.history + [_history_entry(claim, "failed", now, error)],
+    )
+    return done
 
 
 def fail_step(
@@ -401,20 +399,18 @@ def fail_step(
 ) -> Followups:
     """Fail the step and its execution: cancel the rest, keep the message as a dead letter."""
     now = utcnow()
-    done = session.execute(
-        _cas_running(claim)
-        .values(
-            status=StepStatus.FAILED.value,
-            input=claim.input,
-            error=error,
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-            history=claim.history + [_history_entry(claim, "failed", now, error)],
-        )
-        .returning(S.id)
-    ).first()
-    if done is None:
+    done = _record(
+        session,
+        claim,
+        status=StepStatus.FAILED.value,
+        input=claim.input,
+        error=error,
+        finished_at=now,
+        lease_expires_at=None,
+        updated_at=now,
+        history=claim.history + [_history_entry(claim, "failed", now, error)],
+    )
+    if not done:
         return Followups()
     session.execute(
         update(E)
@@ -449,18 +445,16 @@ def fail_step(
 def park_step(session: Session, claim: Claim, wake_at: datetime) -> bool:
     """A delay: the step waits in the database until ``wake_at`` (no message held)."""
     now = utcnow()
-    done = session.execute(
-        _cas_running(claim)
-        .values(
-            status=StepStatus.WAITING.value,
-            input=claim.input,
-            wake_at=wake_at,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .returning(S.id)
-    ).first()
-    return done is not None
+    done = _record(
+        session,
+        claim,
+        status=StepStatus.WAITING.value,
+        input=claim.input,
+        wake_at=wake_at,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    return done
 
 
 def wake_step(
