@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -258,4 +259,14 @@ def query_arg(name: str) -> str | None:
     value = request.args.get(name)
     if value is not None and "\x00" in value:
         raise InvalidInput([query_problem(name, "NUL characters are not allowed")])
+    return value
+
+
+def choice_arg(name: str, allowed: Sequence[str]) -> str | None:
+    """A query parameter that must be one of ``allowed`` (else 422), or None when absent."""
+    value = query_arg(name)
+    if not value:
+        return None
+    if value not in allowed:
+        raise InvalidInput([query_problem(name, f"must be one of {', '.join(allowed)}")])
     return value

@@ -20,12 +20,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from engine import runs
-from engine.errors import InvalidInput
 from models import DeadLetter, Execution
 
 from .. import audit
 from ..auth import current_user_id, get_owned
-from ..bodies import query_arg, query_problem
+from ..bodies import choice_arg, query_arg
 from ..db import get_celery, get_session, get_settings
 from ..openapi import responses, spec
 from ..pagination import PageQuery, page_args, paginate
@@ -141,10 +140,8 @@ def list_dead_letters():
                 select(Execution.id).where(Execution.workflow_id == workflow_id)
             )
         )
-    status = query_arg("status")
+    status = choice_arg("status", STATUSES)
     if status:
-        if status not in STATUSES:
-            raise InvalidInput([query_problem("status", f"must be one of {', '.join(STATUSES)}")])
         stmt = stmt.where(DeadLetter.status == status)
     session = get_session()
     page = paginate(session, stmt, DeadLetter, limit, cursor, lambda row: row)

@@ -20,7 +20,12 @@ from models import Execution, StepExecution
 
 from .. import audit
 from ..auth import current_user_id, get_owned
-from ..bodies import json_object, problems_from_validation_error, query_arg, query_problem
+from ..bodies import (
+    choice_arg,
+    json_object,
+    problems_from_validation_error,
+    query_arg,
+)
 from ..db import get_celery, get_session, get_settings
 from ..openapi import responses, spec
 from ..pagination import MAX_LIMIT, page_args, paginate
@@ -148,10 +153,8 @@ def list_executions():
     workflow_id = query_arg("workflow_id")
     if workflow_id:
         stmt = stmt.where(Execution.workflow_id == workflow_id)
-    status = query_arg("status")
+    status = choice_arg("status", STATUSES)
     if status:
-        if status not in STATUSES:
-            raise InvalidInput([query_problem("status", f"must be one of {', '.join(STATUSES)}")])
         stmt = stmt.where(Execution.status == status)
     return jsonify(paginate(get_session(), stmt, Execution, limit, cursor, summary))
 

@@ -27,7 +27,7 @@ from models import Trigger, Workflow, utcnow
 
 from .. import audit
 from ..auth import current_user_id, get_owned
-from ..bodies import json_body, problems_from_validation_error, query_arg, query_problem
+from ..bodies import choice_arg, json_body, problems_from_validation_error, query_arg
 from ..db import get_celery, get_session, get_settings
 from ..openapi import responses, spec
 from ..pagination import MAX_LIMIT, page_args, paginate
@@ -268,10 +268,8 @@ def list_triggers():
     workflow_id = query_arg("workflow_id")
     if workflow_id:
         stmt = stmt.where(Trigger.workflow_id == workflow_id)
-    type_ = query_arg("type")
+    type_ = choice_arg("type", TYPES)
     if type_:
-        if type_ not in TYPES:
-            raise InvalidInput([query_problem("type", f"must be one of {', '.join(TYPES)}")])
         stmt = stmt.where(Trigger.type == type_)
     return jsonify(paginate(get_session(), stmt, Trigger, limit, cursor, trigger_json))
 
