@@ -105,4 +105,22 @@ def shared_dir() -> Path:
     configured = os.environ.get("CANVASFLOW_SHARED_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "shared"
+    repo = Path(__file__).resolve().parents[1]
+    beside = repo.parent / "shared"
+    if beside.is_dir():
+        return beside
+    # A clone elsewhere (a temporary CI checkout): shared/ beside the repository it came from.
+    import subprocess
+
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    if origin and Path(origin).is_dir() and (Path(origin).resolve().parent / "shared").is_dir():
+        return Path(origin).resolve().parent / "shared"
+    return beside
