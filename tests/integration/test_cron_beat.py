@@ -129,7 +129,12 @@ def test_misfire_fire_once_starts_one_execution_for_the_latest_missed_occurrence
 
 
 def test_misfire_skip_starts_nothing_and_moves_on(settings: Settings) -> None:
-    now = utcnow()
+    # Midway between two */5 occurrences: right after one, its latest occurrence would be
+    # within the skip grace and fire (the run that found this started 3 s after a boundary).
+    wall = utcnow()
+    now = wall.replace(minute=wall.minute // 5 * 5, second=0, microsecond=0) - timedelta(
+        seconds=150
+    )
     trigger_id = add_cron_trigger(settings, "*/5 * * * *", now - timedelta(hours=3), misfire="skip")
     job = CronJob(beat=True)
     job.fire_due(fake_ticker(settings), now)
