@@ -51,6 +51,8 @@ class Settings:
     lost_message_seconds: float = 30.0
     # A running step whose lease is older than this is re-queued (worker presumed dead).
     lease_seconds: float = 300.0
+    # Pure nodes (no I/O) share a task, up to this many per message; 1 = a task per node.
+    batch_nodes: int = 25
     # Webhook sync mode: how long to wait for a webhook_response node.
     webhook_sync_timeout_seconds: float = 30.0
     # Backpressure: refuse new executions while the broker holds more ready messages.
@@ -116,6 +118,7 @@ class Settings:
             tick_seconds=_float(g("CANVASFLOW_TICK_SECONDS"), 1.0),
             lost_message_seconds=_float(g("CANVASFLOW_LOST_MESSAGE_SECONDS"), 30.0),
             lease_seconds=_float(g("CANVASFLOW_LEASE_SECONDS"), 300.0),
+            batch_nodes=max(1, _int(g("CANVASFLOW_BATCH_NODES"), 25)),
             webhook_sync_timeout_seconds=_float(g("CANVASFLOW_WEBHOOK_SYNC_TIMEOUT"), 30.0),
             max_queue_depth=_int(g("CANVASFLOW_MAX_QUEUE_DEPTH"), 10_000),
             expression_timeout_seconds=_float(g("CANVASFLOW_EXPRESSION_TIMEOUT"), 2.0),

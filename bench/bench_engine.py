@@ -1,13 +1,19 @@
 """Canvasflow against raw Celery on the same RabbitMQ, Redis and worker.
 
-    python bench/bench_engine.py [--workers-concurrency 2] [--skip-embedded]
+    python bench/bench_engine.py [--concurrency 2] [--skip-embedded] [--skip-unbatched]
 
-Shapes (each first warmed up once, then timed):
+Shapes (each first run once untimed, then timed):
   chain      a 200-step chain: raw chain of no-op tasks vs a 200-node DAG (every step persisted)
   fork       a 1,000-branch fork/join: raw chord(group(1000), noop) vs fork -> 1,000 nodes -> join
-  concurrent 500 concurrent 5-step workflows: raw 500 chains vs 500 executions (executions/s)
+  concurrent 500 concurrent 5-step workflows: raw 500 chains vs 500 executions (executions/s),
+             started by 8 client threads on both sides
   compile    validate + compile a 10,000-node DAG
   embedded   the 200-step chain on the embedded default (SQLite + in-memory broker), ms/step
+  unbatched  the 200-step chain with CANVASFLOW_BATCH_NODES=1: a task per node, the cost of
+             one hop (what an action node pays), next to a raw chain timed in the same window
+
+By default pure nodes share tasks (engine/batching.py): every node is still its own
+persisted step, but a run of them needs one message, not one each.
 
 Prints a table and the ratios (Canvasflow / raw). A benchmark prints; it does not assert.
 Needs PostgreSQL, RabbitMQ and Redis on 127.0.0.1 (the machine's defaults).
@@ -22,6 +28,7 @@ import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,8 @@ PG = os.environ.get(
     "CANVASFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 AMQP = os.environ.get("CANVASFLOW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# The concurrent shape starts its workflows from this many client threads, on both sides.
+CLIENTS = 8
 REDIS = os.environ.get("CANVASFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
@@ -75,7 +84,9 @@ class Canvasflow:
         self.h = harness
 
     def run(self, definition: dict[str, Any], timeout: float = 600) -> float:
+        """Seconds for one run, after a first untimed one (warm caches, as raw Celery's)."""
         wid = self.h.workflow(definition)
+        self.h.wait(self.h.start(wid, {"v": 0}), timeout=timeout)
         t0 = time.perf_counter()
         eid = self.h.start(wid, {"v": 1})
         r = self.h.wait(eid, timeout=timeout)
@@ -86,8 +97,10 @@ class Canvasflow:
         from models import Execution, session_scope
 
         wid = self.h.workflow(definition)
+        self.h.wait(self.h.start(wid, {"i": -1}), timeout=timeout)
         t0 = time.perf_counter()
-        ids = [self.h.start(wid, {"i": i}) for i in range(count)]
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            ids = list(pool.map(lambda i: self.h.start(wid, {"i": i}), range(count)))
         url = self.h.settings.effective_database_url
         while True:
             with session_scope(url) as s:
@@ -100,7 +113,7 @@ class Canvasflow:
                 return time.perf_counter() - t0
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"{done}/{count} done")
-            time.sleep(0.01)
+            time.sleep(0.05)  # a light poll: this process shares the cores
 
 
 class Raw:
@@ -137,10 +150,15 @@ class Raw:
         from celery import chain
 
         t0 = time.perf_counter()
-        results = [
-            chain(*[self.sig() for _ in range(steps)], app=self.app).apply_async()
-            for _ in range(count)
-        ]
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            results = list(
+                pool.map(
+                    lambda _: chain(
+                        *[self.sig() for _ in range(steps)], app=self.app
+                    ).apply_async(),
+                    range(count),
+                )
+            )
         for r in results:
             r.get(timeout=600)
         return time.perf_counter() - t0
@@ -173,6 +191,9 @@ def main() -> None:
     ap.add_argument("--fork", type=int, default=1000)
     ap.add_argument("--workflows", type=int, default=500)
     ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument(
+        "--skip-unbatched", action="store_true", help="skip the one-task-per-node chain"
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
 
@@ -186,20 +207,22 @@ def main() -> None:
     figures["compile_10k_chain_s"] = comp["chain"]
     figures["compile_10k_fork_s"] = comp["fork"]
 
-    tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
-    h = rabbitmq_harness(
-        tmp,
-        PG,
-        AMQP,
-        REDIS,
-        concurrency=args.concurrency,
-        worker_extra=["--include", "bench.raw_tasks"],
-        max_queue_depth=0,
-        lost_message_seconds=120,
-    )
-    app, db = h.app, h.settings.database_url
+    def harness(**overrides: Any) -> Any:
+        return rabbitmq_harness(
+            Path(tempfile.mkdtemp(prefix="cf-bench-")),
+            PG,
+            AMQP,
+            REDIS,
+            concurrency=args.concurrency,
+            worker_extra=["--include", "bench.raw_tasks"],
+            max_queue_depth=0,
+            lost_message_seconds=120,
+            **overrides,
+        )
+
+    h = harness()
     try:
-        cf, raw = Canvasflow(h), Raw(app)
+        cf, raw = Canvasflow(h), Raw(h.app)
         cf.run(chain_dag(5), timeout=60)
         raw.chain(5)
         figures["raw_chain_ms_per_step"] = raw.chain(args.chain) / args.chain * 1000
@@ -212,7 +235,21 @@ def main() -> None:
         )
     finally:
         h.stop()
-        drop_pg_database(PG, db)
+        drop_pg_database(PG, h.settings.database_url)
+
+    if not args.skip_unbatched:
+        # The cost of a hop itself: every node its own task, as action nodes always are.
+        h = harness(batch_nodes=1)
+        try:
+            cf, raw = Canvasflow(h), Raw(h.app)
+            raw.chain(5)
+            figures["raw_chain_ms_per_step_2"] = raw.chain(args.chain) / args.chain * 1000
+            figures["cf_unbatched_chain_ms_per_step"] = (
+                cf.run(chain_dag(args.chain)) / args.chain * 1000
+            )
+        finally:
+            h.stop()
+            drop_pg_database(PG, h.settings.database_url)
 
     if not args.skip_embedded:
         eh = embedded_harness(
@@ -251,6 +288,16 @@ def main() -> None:
             "<= 1.0x (time ratio)",
         ),
     ]
+    if "cf_unbatched_chain_ms_per_step" in f:
+        rows.append(
+            (
+                f"{args.chain}-step chain, a task per node",
+                f["raw_chain_ms_per_step_2"],
+                f["cf_unbatched_chain_ms_per_step"],
+                f["cf_unbatched_chain_ms_per_step"] / f["raw_chain_ms_per_step_2"],
+                "(hop cost; no target)",
+            )
+        )
     print(
         f"\nCanvasflow vs raw Celery — {f['date']} — {f['machine']}, worker prefork x{args.concurrency}, "
         "RabbitMQ + Redis + PostgreSQL\n"

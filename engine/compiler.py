@@ -21,6 +21,12 @@ from typing import Any
 from .graph import Workflow
 
 RUN_NODE = "canvasflow.run_node"
+RUN_NODES = "canvasflow.run_nodes"
+# Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded): they
+# need no message of their own, so a run of them shares one task (engine/batching.py).
+PURE_TYPES = frozenset(
+    {"start", "fork", "join", "transform", "condition", "end", "webhook_response"}
+)
 # Celery re-serializes the rest of a chain into every hop's message (O(n^2) bytes over a
 # chain): on a 1,500-step chain half the worker's time went to JSON. Past this many tasks
 # a canvas ends and the next one is published through the counter (one UPDATE).
@@ -33,6 +39,16 @@ class Task:
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "task", "node": self.node_id}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Pure nodes run one after the other by one task, each still its own persisted step."""
+
+    nodes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "batch", "nodes": list(self.nodes)}
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,7 @@ class Group:
 @dataclass(frozen=True)
 class Chord:
     header: tuple[Spec, ...]
-    body: Task
+    body: Task | Batch
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,7 +80,7 @@ class Chord:
         }
 
 
-Spec = Task | Chain | Group | Chord
+Spec = Task | Batch | Chain | Group | Chord
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,10 @@ class Plan:
     chords: bool
     # node -> counter targets to decrement when it finishes (precomputed for the hot path)
     counter_out: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the nodes of a pure type (see PURE_TYPES), which batching may put in one task
+    pure: frozenset[str] = frozenset()
+    # (entry, batch size) -> the region's canvas as published (engine/batching.py)
+    batched: dict[tuple[str, int], Spec] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The plan as the API shows it: one canvas per region, plus the database joins."""
@@ -222,6 +242,7 @@ def compile_plan(
         region_of=dict(b.members),
         chords=chords,
         counter_out={k: tuple(v) for k, v in counter_out.items()},
+        pure=frozenset(n.id for n in workflow.nodes if n.type in PURE_TYPES),
     )
 
 
@@ -230,15 +251,23 @@ def to_signature(spec: Spec, execution_id: str, app: Any = None, repair: bool = 
     from celery import chain, chord, group, signature
 
     def build(s: Spec, header: bool = False) -> Any:
+        # The database is the record: only a chord header's results are needed (by the
+        # chord's join counter), so every other task skips the result backend.
+        options = {} if header else {"ignore_result": True}
         if isinstance(s, Task):
             kwargs = {"repair": True} if repair else {}
-            # The database is the record: only a chord header's results are needed (by
-            # the chord's join counter), so every other task skips the result backend.
-            options = {} if header else {"ignore_result": True}
             return signature(
                 RUN_NODE,
                 args=(execution_id, s.node_id),
                 kwargs=kwargs,
+                options=options,
+                immutable=True,
+                app=app,
+            )
+        if isinstance(s, Batch):
+            return signature(
+                RUN_NODES,
+                args=(execution_id, list(s.nodes)),
                 options=options,
                 immutable=True,
                 app=app,

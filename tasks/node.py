@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from engine import runs
-from engine.compiler import RUN_NODE
+from engine.compiler import RUN_NODE, RUN_NODES
 from engine.errors import StepError
 from models import session_scope
 
@@ -65,11 +65,42 @@ def run_node(
     prev: dict[str, Any] | None = None,
 ) -> None:
     """Run one node of one execution, exactly once in effect."""
+    handed = _run_step(self, execution_id, node_id, repair=repair, prev=prev)
+    _hand_over(self, execution_id, handed)
+
+
+@celery_app.task(
+    name=RUN_NODES, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
+def run_nodes(
+    self: Task,
+    execution_id: str,
+    node_ids: list[str],
+    prev: dict[str, Any] | None = None,
+) -> None:
+    """Run a batch of pure nodes in order (engine/batching.py), each its own step.
+
+    Each node commits its outcome before the next starts, so a redelivery after a crash
+    finds the finished ones already recorded and only runs the rest.
+    """
+    for node_id in node_ids:
+        prev = _run_step(self, execution_id, node_id, prev=prev)
+    _hand_over(self, execution_id, prev)
+
+
+def _run_step(
+    task: Task,
+    execution_id: str,
+    node_id: str,
+    *,
+    repair: bool = False,
+    prev: dict[str, Any] | None = None,
+    assume_fresh: bool = True,
+) -> dict[str, Any] | None:
+    """Claim, run and record one step; returns its output to hand to the next, if any."""
     settings = runtime.settings()
     url = settings.effective_database_url
     chords = settings.native_chords
-    # takeover: a redelivery (same task id) or a re-queue may take a `running` step over;
-    # claim_step only lets the message that owns the row (or any, once the lease expired).
 
     def start(session: Any) -> Any:
         if runs.node_type_of(session, execution_id, node_id, chords) in runs.PURE_TYPES:
@@ -80,12 +111,15 @@ def run_node(
                 node_id,
                 chords=chords,
                 repair=repair,
-                task_id=self.request.id,
-                worker=self.request.hostname,
+                task_id=task.request.id,
+                worker=task.request.hostname,
                 prev=prev,
+                assume_fresh=assume_fresh,
             )
             if prepared[0].kind != "claim":
                 return prepared
+        # A running step is taken over only by the message that owns the row (a
+        # redelivery, or a re-queue that stamped its id) or once its lease expired.
         return runs.claim_step(
             session,
             execution_id,
@@ -93,31 +127,41 @@ def run_node(
             chords=chords,
             repair=repair,
             takeover=True,
-            task_id=self.request.id,
-            worker=self.request.hostname,
+            task_id=task.request.id,
+            worker=task.request.hostname,
             lease_seconds=settings.lease_seconds,
         )
 
     # Single statements each (a CAS, a read): autocommit, no BEGIN/COMMIT round trips.
     claim, follow = _tx(url, start, autocommit=True)
-    if not _run_claimed(self, claim, follow, url) and prev is not None:
-        # The handed-over output assumed a fresh row and it was not (a retry, a resume):
+    done, output = _run_claimed(task, claim, follow, url)
+    if not done:
+        # The step was prepared assuming a fresh row and it was not (a retry, a resume):
         # run again the ordinary way, reading the row.
-        run_node.run(execution_id, node_id, repair=repair, takeover=takeover)
+        if not claim.handed:
+            return None
+        return _run_step(task, execution_id, node_id, repair=repair, assume_fresh=False)
+    if output is _NOTHING:
+        return None
+    return {"node": node_id, "output": output}
 
 
-def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> bool:
-    """Run a claimed step; False when its outcome's CAS found the row not as assumed."""
+_NOTHING = object()
+
+
+def _run_claimed(task: Task, claim: runs.Claim, follow: Any, url: str) -> tuple[bool, Any]:
+    """Run a claimed step: (False, _) when its outcome's CAS found the row not as assumed,
+    else (True, the output it recorded, or _NOTHING)."""
     settings = runtime.settings()
     execution_id, node_id = claim.execution_id, claim.node_id
     if claim.kind == "skip":
         follow = _tx(url, lambda session: runs.skip_step(session, claim))
         if follow is None:
-            return False
+            return False, _NOTHING
     if claim.compiled is not None:
         publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
     if claim.kind != "run":
-        return True
+        return True, _NOTHING
     assert claim.node is not None and claim.compiled is not None
     node = claim.node
     env = handlers.HandlerEnv(
@@ -126,24 +170,24 @@ def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> bool:
     try:
         if node.type == "delay":
             _park(claim, url)
-            return True
+            return True, _NOTHING
         output = handlers.get(node.type)(node, claim.input, claim.context, env)
     except StepError as exc:
         if claim.handed:
-            return False  # record failures from the row as read, not as assumed
-        _handle_failure(self, claim, exc, url)
-        return True
+            return False, _NOTHING  # record failures from the row as read, not as assumed
+        _handle_failure(task, claim, exc, url)
+        return True, _NOTHING
     except Exception as exc:  # a bug or a library error: fail the step, never the worker
         if claim.handed:
-            return False
+            return False, _NOTHING
         log.exception("node %s of execution %s crashed", node_id, execution_id)
         err = StepError(
             f"{type(exc).__name__}: {exc}",
             error_type="internal_error",
             details={"traceback": traceback.format_exc(limit=5)},
         )
-        _handle_failure(self, claim, err, url)
-        return True
+        _handle_failure(task, claim, err, url)
+        return True, _NOTHING
     follow = _tx(
         url,
         autocommit=runs.completion_is_one_statement(claim),
@@ -151,40 +195,42 @@ def _run_claimed(self: Task, claim: runs.Claim, follow: Any, url: str) -> bool:
     )
     if follow is None:
         if claim.handed:
-            return False
+            return False, _NOTHING
         raise Ignore()  # cancelled meanwhile: stop this canvas here
     publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
-    _hand_over(self, claim, output)
-    return True
+    return True, output
 
 
-def _hand_over(task: Task, claim: runs.Claim, output: Any) -> None:
-    """Put this step's output into the next chain message, when that step can use it alone.
+def _hand_over(task: Task, execution_id: str, handed: dict[str, Any] | None) -> None:
+    """Put a step's output into the next chain message, when that step can use it alone.
 
     The next pure step then reads nothing before its one compare-and-set. Small outputs
     only: the rest of the chain is re-serialized into every hop's message.
     """
     chain = task.request.chain
-    if not chain or claim.compiled is None:
+    if handed is None or not chain:
         return
     nxt = chain[-1]
-    if not isinstance(nxt, dict) or nxt.get("task") != RUN_NODE:
+    if not isinstance(nxt, dict) or nxt.get("task") not in (RUN_NODE, RUN_NODES):
         return
     args = list(nxt.get("args") or [])
+    if len(args) < 2 or args[0] != execution_id:
+        return
+    first = args[1][0] if nxt["task"] == RUN_NODES and args[1] else args[1]
+    compiled = runs.cached_compiled(execution_id, runtime.settings().native_chords)
     if (
-        len(args) < 2
-        or args[0] != claim.execution_id
-        or args[1] not in claim.compiled.workflow.node_map
+        not isinstance(first, str)
+        or compiled is None
+        or first not in compiled.workflow.node_map
+        or not runs.prev_usable(compiled, first, handed["node"])
     ):
         return
-    if not runs.prev_usable(claim.compiled, args[1], claim.node_id):
-        return
     try:
-        if len(json.dumps(output)) > HAND_OVER_MAX_BYTES:
+        if len(json.dumps(handed["output"])) > HAND_OVER_MAX_BYTES:
             return
     except (TypeError, ValueError):
         return
-    nxt.setdefault("kwargs", {})["prev"] = {"node": claim.node_id, "output": output}
+    nxt.setdefault("kwargs", {})["prev"] = handed
 
 
 def _database_down(exc: BaseException) -> bool:

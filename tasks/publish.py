@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 from celery import Celery
 
+from engine.batching import region_canvas
 from engine.compiler import RUN_NODE, Plan, to_signature
 from engine.runs import Followups
+
+from . import runtime
 
 log = logging.getLogger(__name__)
 WAKE_STEP = "canvasflow.wake_step"
 
 
 def publish_region(app: Celery, plan: Plan, execution_id: str, entry: str) -> None:
-    """Send the canvas of the region starting at ``entry``."""
-    to_signature(plan.regions[entry], execution_id, app=app).apply_async()
+    """Send the canvas of the region starting at ``entry``, pure nodes batched."""
+    canvas = region_canvas(plan, entry, runtime.settings().batch_nodes)
+    to_signature(canvas, execution_id, app=app).apply_async()
 
 
 def publish_node(
@@ -64,7 +67,3 @@ def publish_followups(app: Celery, plan: Plan, execution_id: str, follow: Follow
     for node_id in follow.repair:
         publish_node(app, execution_id, node_id)
     revoke(app, follow.revoke)
-
-
-def region_signature(app: Celery, plan: Plan, execution_id: str, entry: str) -> Any:
-    return to_signature(plan.regions[entry], execution_id, app=app)

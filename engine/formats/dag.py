@@ -305,7 +305,26 @@ def _predicate(schema: Mapping[str, Any]) -> Predicate:
             raise NotImplementedError(f"no fast check for JSON Schema keyword {keyword!r}")
     if "additionalProperties" in schema and "properties" not in schema:
         checks.append(_properties({}, schema["additionalProperties"]))
-    return lambda v: all(check(v) for check in checks)
+    return _all_of(checks)
+
+
+def _all_of(checks: list[Predicate]) -> Predicate:
+    # Plain loops, not all(<generator>): this runs for every node and edge of a document.
+    if not checks:
+        return lambda v: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+
+    def check(value: Any) -> bool:
+        for each in checks:
+            if not each(value):
+                return False
+        return True
+
+    return check
 
 
 def _properties(properties: Mapping[str, Any], additional: Any) -> Predicate:
@@ -320,7 +339,10 @@ def _properties(properties: Mapping[str, Any], additional: Any) -> Predicate:
     def check(value: Any) -> bool:
         if not isinstance(value, dict):
             return True
-        return all(known.get(name, other)(item) for name, item in value.items())
+        for name, item in value.items():
+            if not known.get(name, other)(item):
+                return False
+        return True
 
     return check
 

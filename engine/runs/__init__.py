@@ -14,6 +14,7 @@ republishes anything a crash loses in between).
 """
 
 from .cache import Compiled as Compiled
+from .cache import cached_compiled as cached_compiled
 from .cache import compile_version as compile_version
 from .cache import load_compiled as load_compiled
 from .cache import node_type_of as node_type_of

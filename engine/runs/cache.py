@@ -117,3 +117,12 @@ def node_type_of(session: Session, execution_id: str, node_id: str, chords: bool
     exe = _execution_header(session, execution_id)
     compiled = load_compiled(session, exe.workflow_id, exe.workflow_version, chords)
     return compiled.workflow.node_map[node_id].type
+
+
+def cached_compiled(execution_id: str, chords: bool) -> Compiled | None:
+    """The compiled version of an execution if this process has it cached (no query)."""
+    with _cache_lock:
+        header = _headers.get(execution_id)
+        if header is None:
+            return None
+        return _cache.get((header.workflow_id, header.workflow_version, chords))

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import and_, bindparam, case, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from models import Execution, LifecycleEvent, StepExecution, utcnow
 
+from ..compiler import PURE_TYPES as PURE_TYPES
 from ..graph import Node
 from ..semantics import StepView
 from ..states import ExecutionStatus, StepStatus
@@ -73,12 +74,6 @@ class Claim:
     worker: str | None = None
     # Prepared from the output the predecessor handed over, assuming a fresh row.
     handed: bool = False
-
-
-# Node types whose handler does no I/O and ends in milliseconds (jq is time-bounded).
-PURE_TYPES = frozenset(
-    {"start", "fork", "join", "transform", "condition", "end", "webhook_response"}
-)
 
 
 @dataclass
@@ -151,18 +146,73 @@ def _cas_running(claim: Claim) -> Any:
     )
 
 
+ET = Execution.__table__
+
+
+LT = LifecycleEvent.__table__
+
+
+def _lifecycle(session: Session, execution_id: str, event: str) -> None:
+    session.connection().execute(
+        insert(LT).values(execution_id=execution_id, event=event, created_at=utcnow())
+    )
+
+
 def finish_execution(session: Session, execution_id: str) -> bool:
     """Mark a running execution succeeded (every end is terminal)."""
     now = utcnow()
-    done = session.execute(
-        update(E)
-        .where(E.id == execution_id, E.status == RUNNING)
-        .values(status=ExecutionStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
-        .returning(E.id)
-    ).first()
+    done = (
+        session.connection()
+        .execute(
+            update(ET)
+            .where(EC.id == execution_id, EC.status == RUNNING)
+            .values(status=ExecutionStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+            .returning(EC.id)
+        )
+        .first()
+    )
     if done:
-        session.add(LifecycleEvent(execution_id=execution_id, event="succeeded"))
+        _lifecycle(session, execution_id, "succeeded")
     return done is not None
+
+
+_UNSET = object()
+
+
+def end_reached(session: Session, execution_id: str, node_id: str, output: Any = _UNSET) -> bool:
+    """Count an end node (with its output if it succeeded); True if it finished the run.
+
+    One statement: the first end to succeed gives the execution its output, and the last
+    one to arrive marks a still-running execution succeeded.
+    """
+    now = utcnow()
+    last = and_(EC.ends_remaining <= 1, EC.status == RUNNING)
+    values: dict[str, Any] = {
+        "ends_remaining": EC.ends_remaining - 1,
+        "status": case((last, ExecutionStatus.SUCCEEDED.value), else_=EC.status),
+        "finished_at": case((last, now), else_=EC.finished_at),
+        "updated_at": now,
+    }
+    if output is not _UNSET:
+        first = EC.output_node.is_(None)
+        values["output"] = case(
+            (first, bindparam("b_output", output, type_=EC.output.type)), else_=EC.output
+        )
+        values["output_node"] = case((first, node_id), else_=EC.output_node)
+    row = (
+        session.connection()
+        .execute(
+            update(ET)
+            .where(EC.id == execution_id)
+            .values(**values)
+            .returning(EC.ends_remaining, EC.status)
+        )
+        .one()
+    )
+    finished = row.ends_remaining == 0 and row.status == ExecutionStatus.SUCCEEDED.value
+    if finished:
+        _lifecycle(session, execution_id, "succeeded")
+    return finished
 
 
 def _cancel_remaining(session: Session, execution_id: str, now: datetime) -> list[str]:
@@ -191,3 +241,69 @@ def _cancel_remaining(session: Session, execution_id: str, now: datetime) -> lis
         )
     )
     return running
+
+
+def _pure_success(handed: bool) -> Any:
+    """The one statement that records a pure step's success, built once per process.
+
+    It runs for nearly every step, so it is a prepared construct with bound parameters:
+    SQLAlchemy then reuses its cache key and compiled form instead of rebuilding both.
+    """
+    return (
+        update(ST)
+        .where(
+            SC.execution_id == bindparam("b_eid"),
+            SC.node_id == bindparam("b_nid"),
+            SC.status == StepStatus.PENDING.value,
+            SC.attempts == bindparam("b_before"),
+            exists().where(EC.id == bindparam("b_eid2"), EC.status == RUNNING),
+            *([SC.history.is_(None)] if handed else []),
+        )
+        .values(
+            status=StepStatus.SUCCEEDED.value,
+            attempts=bindparam("b_attempt"),
+            started_at=bindparam("b_started", type_=SC.started_at.type),
+            task_id=bindparam("b_task"),
+            worker=bindparam("b_worker"),
+            input=bindparam("b_input", type_=SC.input.type),
+            output=bindparam("b_output", type_=SC.output.type),
+            finished_at=bindparam("b_finished", type_=SC.finished_at.type),
+            error=None,
+            lease_expires_at=None,
+            updated_at=bindparam("b_updated", type_=SC.updated_at.type),
+            history=bindparam("b_history", type_=SC.history.type),
+        )
+        .returning(SC.id)
+    )
+
+
+PURE_SUCCESS = {False: _pure_success(False), True: _pure_success(True)}
+
+
+def record_pure_success(
+    session: Session, claim: Claim, output: Any, now: datetime, history: list[Any]
+) -> bool:
+    """Move a pure step from pending straight to succeeded, if it still is its turn."""
+    row = (
+        session.connection()
+        .execute(
+            PURE_SUCCESS[claim.handed],
+            {
+                "b_eid": claim.execution_id,
+                "b_eid2": claim.execution_id,
+                "b_nid": claim.node_id,
+                "b_before": claim.attempt - 1,
+                "b_attempt": claim.attempt,
+                "b_started": claim.started_at,
+                "b_task": claim.task_id,
+                "b_worker": claim.worker,
+                "b_input": claim.input,
+                "b_output": output,
+                "b_finished": now,
+                "b_updated": now,
+                "b_history": history,
+            },
+        )
+        .first()
+    )
+    return row is not None

@@ -28,7 +28,8 @@ from .state import (
     _fast,
     _history_entry,
     _views,
-    finish_execution,
+    end_reached,
+    record_pure_success,
 )
 
 
@@ -228,11 +229,14 @@ def prepare_pure_step(
     task_id: str | None = None,
     worker: str | None = None,
     prev: dict[str, Any] | None = None,
+    assume_fresh: bool = True,
 ) -> tuple[Claim, Followups]:
     """Read what a pure step needs, writing nothing; its outcome is the step's one write.
 
     ``prev`` is the predecessor's output handed over in the message by the step before it
-    in the same chain (see prev_usable): then nothing is read at all.
+    in the same chain (see prev_usable): then nothing is read at all. Nor is anything read
+    for a start node that needs no other step. Either way the row is assumed fresh, which
+    the outcome's compare-and-set checks; ``assume_fresh=False`` reads it regardless.
     """
     now = utcnow()
     exe = _execution_header(session, execution_id)
@@ -241,8 +245,13 @@ def prepare_pure_step(
     node = wf.node_map[node_id]
     needs = compiled.needs.get(node_id)
     wanted = None if needs is None else set(wf.predecessors(node_id)) | needs | {node_id}
-    handed = prev is not None and prev_usable(compiled, node_id, prev["node"])
-    if handed:
+    handed = assume_fresh and (
+        (prev is not None and prev_usable(compiled, node_id, prev["node"]))
+        or (node_id == wf.start.id and needs == frozenset())
+    )
+    if handed and node_id == wf.start.id:
+        rows = [_Row(node_id, StepStatus.PENDING.value, None, 0, None)]
+    elif handed and prev is not None:
         # The predecessor handed its output over in this message: assume a fresh row
         # (attempt 1, no history); the outcome's CAS checks that, else the caller re-reads.
         rows = [
@@ -294,6 +303,11 @@ def complete_step(session: Session, claim: Claim, output: Any) -> Followups | No
     """Record success and resolve what follows; None if the step was cancelled meanwhile."""
     _fast(session)
     now = utcnow()
+    history = claim.history + [_history_entry(claim, "succeeded", now)]
+    if claim.pure:
+        if not record_pure_success(session, claim, output, now, history):
+            return None
+        return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, output)
     done = _record(
         session,
         claim,
@@ -304,7 +318,7 @@ def complete_step(session: Session, claim: Claim, output: Any) -> Followups | No
         error=None,
         lease_expires_at=None,
         updated_at=now,
-        history=claim.history + [_history_entry(claim, "succeeded", now)],
+        history=history,
     )
     if not done:
         return None
@@ -353,20 +367,9 @@ def _after_terminal(session: Session, claim: Claim, status: str, output: Any) ->
         )
     if node.type == "end":
         if status == StepStatus.SUCCEEDED.value:
-            session.execute(
-                update(E)
-                .where(E.id == claim.execution_id, E.output_node.is_(None))
-                .values(output=output, output_node=claim.node_id)
-            )
-        left = session.execute(
-            update(E)
-            .where(E.id == claim.execution_id)
-            .values(ends_remaining=E.ends_remaining - 1)
-            .returning(E.ends_remaining)
-        ).scalar_one()
-        if left <= 0:
-            finish_execution(session, claim.execution_id)
-            out.finished = True
+            out.finished = end_reached(session, claim.execution_id, claim.node_id, output)
+        else:
+            out.finished = end_reached(session, claim.execution_id, claim.node_id)
     return out
 
 

@@ -216,6 +216,7 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CANVASFLOW_LOST_MESSAGE_SECONDS": str(settings.lost_message_seconds),
             "CANVASFLOW_SHORT_DELAY_SECONDS": str(settings.short_delay_seconds),
             "CANVASFLOW_LEASE_SECONDS": str(settings.lease_seconds),
+            "CANVASFLOW_BATCH_NODES": str(settings.batch_nodes),
             "PYTHONUNBUFFERED": "1",
         }
     )
