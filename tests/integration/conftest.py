@@ -18,14 +18,19 @@ def upstream() -> Iterator[Upstream]:
     up.server.shutdown()
 
 
-@pytest.fixture(scope="session", params=["embedded", "rabbitmq"])
+@pytest.fixture(scope="session", params=["embedded", "embedded-unbatched", "rabbitmq"])
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harness]:
-    """A running engine: in-process (SQLite + memory broker) or real worker and beat processes."""
+    """A running engine: in-process (SQLite + memory broker) or real worker and beat processes.
+
+    ``embedded-unbatched`` gives every node a task of its own (CANVASFLOW_BATCH_NODES=1):
+    the same results must come out of the per-node path as out of batches.
+    """
     tmp = tmp_path_factory.mktemp(f"engine-{request.param}")
-    if request.param == "embedded":
-        h = embedded_harness(tmp, short_delay_seconds=2)
+    if request.param.startswith("embedded"):
+        batch = 1 if request.param == "embedded-unbatched" else 25
+        h = embedded_harness(tmp, short_delay_seconds=2, batch_nodes=batch)
         yield h
         h.stop()
         return

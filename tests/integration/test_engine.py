@@ -416,6 +416,44 @@ def test_wide_fork_join_and_long_chain(engine: Harness) -> None:
     assert starts == sorted(starts)
 
 
+def test_a_batch_redelivered_after_a_crash_runs_only_what_is_left(engine: Harness) -> None:
+    """A worker dies mid-batch: the redelivered message finds the finished steps recorded
+    and runs the rest, each step once (no message is published here: the test is the worker)."""
+    from engine import runs
+    from models import session_scope
+    from tasks.node import run_nodes
+
+    nodes = [n("s", "start")] + [
+        n(f"t{i}", "transform", expression=".node.input * 2") for i in range(4)
+    ]
+    ids = ["s"] + [f"t{i}" for i in range(4)] + ["e"]
+    wid = engine.workflow(dag([*nodes, n("e", "end")], list(zip(ids, ids[1:], strict=False))))
+    url = engine.settings.effective_database_url
+    with session_scope(url) as s:
+        eid = runs.create_execution(
+            s,
+            user_id=engine.user_id,
+            workflow_id=wid,
+            version=1,
+            input=3,
+            chords=engine.settings.native_chords,
+        ).execution.id
+    crashed = run_nodes.apply(args=(eid, ids[:3]))  # the batch got this far, then the crash
+    assert crashed.successful(), crashed.traceback
+    first = engine.result(eid)
+    assert first.status == "running"
+    assert [first.step(i)["status"] for i in ids] == ["succeeded"] * 3 + ["pending"] * 3
+    again = run_nodes.apply(args=(eid, ids))  # the redelivery: the whole batch again
+    assert again.successful(), again.traceback
+    r = engine.result(eid)
+    assert r.status == "succeeded" and r.output == 3 * 2**4
+    for i in ids:
+        assert r.step(i)["attempts"] == 1 and len(r.step(i)["history"]) == 1, i
+    for i in ids[:3]:  # what was done before the crash was not redone
+        assert r.step(i)["finished_at"] == first.step(i)["finished_at"]
+    assert [r.step(i)["output"] for i in ids[1:5]] == [6, 12, 24, 48]
+
+
 def test_idempotency_key_returns_the_first_execution(engine: Harness) -> None:
     wid = engine.workflow(dag([n("s", "start"), n("e", "end")], [("s", "e")]))
     a = engine.start(wid, {"v": 1}, idempotency_key="same")

@@ -311,6 +311,11 @@ def breaker_upstream() -> Iterator[Upstream]:
 def test_circuit_opens_after_consecutive_failures_and_fails_fast(
     engine: Harness, breaker_upstream: Upstream
 ) -> None:
+    from tasks.handlers import upstream as breakers
+
+    # Breakers live per process: start closed, whatever an earlier embedded engine left.
+    breakers.reset()
+    before = len(breaker_upstream.hits_for("/status/500"))
     threshold = engine.settings.circuit_failure_threshold
     attempts = 5 * threshold
     retry = {"max_attempts": attempts, "initial_seconds": 0}
@@ -328,7 +333,7 @@ def test_circuit_opens_after_consecutive_failures_and_fails_fast(
     assert "circuit_open" in kinds
     if engine.mode == "embedded":
         assert r.step("x")["error"]["type"] == "circuit_open"
-    hits = len(breaker_upstream.hits_for("/status/500"))
+    hits = len(breaker_upstream.hits_for("/status/500")) - before
     # Breakers are per worker process: the embedded engine is one, the harness's worker
     # has four pool processes. Past the threshold, attempts failed fast without a call.
     processes = 1 if engine.mode == "embedded" else 4

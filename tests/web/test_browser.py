@@ -230,6 +230,9 @@ def test_build_save_run_and_watch_a_workflow(live: Live, driver: Any) -> None:
     # Run it from the workflow page and watch the live timeline.
     click(driver, "[data-open-workflow]")
     wait_for(lambda: css(driver, "[data-run-form]"), what="workflow page")
+    # The plan shows each region's canvas and how many Celery tasks it publishes.
+    wait_for(lambda: "Published as" in css(driver, "[data-plan]").text, what="published plan")
+    assert "Region from start" in css(driver, "[data-plan]").text
     type_into(driver, "#run-input", json.dumps({"name": "Ada"}))
     click(driver, "[data-run-form] button[type=submit]")
     wait_for(lambda: "/executions/" in driver.current_url, what="execution page")

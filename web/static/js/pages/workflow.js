@@ -122,8 +122,11 @@ async function executions() {
 function canvasTree(spec) {
   if (!spec) return null;
   if (spec.type === "task") return h("li", {}, h("span", { class: "canvas-task" }, spec.node));
+  if (spec.type === "batch")
+    return h("li", {}, h("span", { class: "canvas-kind kind-batch" }, `one task, ${spec.nodes.length} pure nodes`), " ", h("span", { class: "canvas-task" }, spec.nodes.join(" → ")));
   const children = spec.type === "chord" ? [...spec.header, spec.body] : spec.tasks || [];
-  const label = spec.type === "chord" ? `chord (${spec.header.length} in header → ${spec.body.node})` : `${spec.type} (${children.length})`;
+  const bodyName = spec.type === "chord" ? spec.body.node || spec.body.nodes.join(" → ") : "";
+  const label = spec.type === "chord" ? `chord (${spec.header.length} in header → ${bodyName})` : `${spec.type} (${children.length})`;
   return h("li", {}, h("span", { class: `canvas-kind kind-${spec.type}` }, label), h("ul", {}, children.map(canvasTree)));
 }
 
@@ -139,7 +142,20 @@ async function plan() {
         "div",
         { class: "plan-regions" },
         (data.regions || []).map((r) =>
-          h("div", { class: "plan-region" }, h("h3", {}, "Region from ", h("code", {}, r.entry)), h("ul", { class: "canvas-tree" }, canvasTree(r.canvas))),
+          h(
+            "div",
+            { class: "plan-region" },
+            h("h3", {}, "Region from ", h("code", {}, r.entry)),
+            h("ul", { class: "canvas-tree" }, canvasTree(r.canvas)),
+            r.published
+              ? h(
+                  "details",
+                  {},
+                  h("summary", {}, `Published as ${r.tasks} Celery task${r.tasks === 1 ? "" : "s"} (pure nodes share tasks)`),
+                  h("ul", { class: "canvas-tree" }, canvasTree(r.published)),
+                )
+              : null,
+          ),
         ),
       ),
       data.database_joins && data.database_joins.length
