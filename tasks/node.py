@@ -33,6 +33,12 @@ from .handlers import delay as delay_handler
 from .publish import WAKE_STEP, publish_followups, publish_wake
 
 log = logging.getLogger(__name__)
+
+
+class _Lost(Ignore):
+    """A step's outcome lost its compare-and-set: cancelled, or recorded by another message."""
+
+
 HAND_OVER_MAX_BYTES = 16 * 1024
 T = TypeVar("T")
 
@@ -84,7 +90,15 @@ def run_nodes(
     finds the finished ones already recorded and only runs the rest.
     """
     for node_id in node_ids:
-        prev = _run_step(self, execution_id, node_id, prev=prev)
+        try:
+            prev = _run_step(self, execution_id, node_id, prev=prev)
+        except _Lost:
+            # The step's outcome lost its compare-and-set. Cancelled: stop here. Else
+            # another message (a repair republish) recorded it first: go on with the rest.
+            url = runtime.settings().effective_database_url
+            if not _tx(url, lambda session: runs.execution_running(session, execution_id)):
+                raise
+            prev = None
     _hand_over(self, execution_id, prev)
 
 
@@ -196,7 +210,7 @@ def _run_claimed(task: Task, claim: runs.Claim, follow: Any, url: str) -> tuple[
     if follow is None:
         if claim.handed:
             return False, _NOTHING
-        raise Ignore()  # cancelled meanwhile: stop this canvas here
+        raise _Lost()  # cancelled meanwhile: stop this canvas here
     publish_followups(celery_app, claim.compiled.plan, execution_id, follow)
     return True, output
 

@@ -32,6 +32,7 @@ from .state import Claim as Claim
 from .state import E as E
 from .state import Followups as Followups
 from .state import S as S
+from .state import execution_running as execution_running
 from .state import finish_execution as finish_execution
 from .steps import claim_step as claim_step
 from .steps import complete_step as complete_step

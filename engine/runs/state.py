@@ -158,6 +158,12 @@ def _lifecycle(session: Session, execution_id: str, event: str) -> None:
     )
 
 
+def execution_running(session: Session, execution_id: str) -> bool:
+    """Whether the execution still runs (steps may still start)."""
+    status = session.connection().execute(select(EC.status).where(EC.id == execution_id))
+    return status.scalar_one_or_none() == RUNNING
+
+
 def finish_execution(session: Session, execution_id: str) -> bool:
     """Mark a running execution succeeded (every end is terminal)."""
     now = utcnow()
