@@ -123,9 +123,9 @@ function canvasTree(spec) {
   if (!spec) return null;
   if (spec.type === "task") return h("li", {}, h("span", { class: "canvas-task" }, spec.node));
   if (spec.type === "batch")
-    return h("li", {}, h("span", { class: "canvas-kind kind-batch" }, `one task, ${spec.nodes.length} pure nodes`), " ", h("span", { class: "canvas-task" }, spec.nodes.join(" → ")));
+    return h("li", {}, h("span", { class: "canvas-kind kind-batch" }, `one task runs ${spec.nodes.length} pure nodes in turn`), " ", h("span", { class: "canvas-task" }, spec.nodes.join(", ")));
   const children = spec.type === "chord" ? [...spec.header, spec.body] : spec.tasks || [];
-  const bodyName = spec.type === "chord" ? spec.body.node || spec.body.nodes.join(" → ") : "";
+  const bodyName = spec.type === "chord" ? spec.body.node || spec.body.nodes.join(", ") : "";
   const label = spec.type === "chord" ? `chord (${spec.header.length} in header → ${bodyName})` : `${spec.type} (${children.length})`;
   return h("li", {}, h("span", { class: `canvas-kind kind-${spec.type}` }, label), h("ul", {}, children.map(canvasTree)));
 }
