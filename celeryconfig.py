@@ -19,22 +19,44 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
 
+# A poison message (one that kills its worker every time) goes to the dead-letter queue
+# after this many deliveries instead of looping (quorum queues count them).
+DELIVERY_LIMIT = 50
+
+
 def make_queues(settings: Settings) -> tuple[Queue, ...]:
-    """The work queue, dead-lettering to a durable DLQ on rejection (Reject(requeue=False))."""
+    """The work queue, dead-lettering to a durable DLQ on rejection (Reject(requeue=False)).
+
+    Quorum queues (DESIGN.md): replicated, with at-least-once dead-lettering (which needs
+    reject-publish overflow) and a delivery limit. Their countdowns go through Celery's
+    native delayed delivery, which needs a topic exchange.
+    """
     name = settings.queue_name
+    quorum = settings.queue_type == "quorum"
+    kind: dict[str, Any] = (
+        {"x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once"} if quorum else {}
+    )
+    overflow: dict[str, Any] = {"x-overflow": "reject-publish"} if quorum else {}
     dlx = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
     work = Queue(
         name,
-        Exchange(name, type="direct", durable=True),
+        Exchange(name, type="topic" if quorum else "direct", durable=True),
         routing_key=name,
         durable=True,
         queue_arguments={
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
             "x-dead-letter-routing-key": dead_letter_queue_name(name),
+            **kind,
+            **overflow,
+            **({"x-delivery-limit": DELIVERY_LIMIT} if quorum else {}),
         },
     )
     dead = Queue(
-        dead_letter_queue_name(name), dlx, routing_key=dead_letter_queue_name(name), durable=True
+        dead_letter_queue_name(name),
+        dlx,
+        routing_key=dead_letter_queue_name(name),
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"} if quorum else None,
     )
     return (work, dead)
 
@@ -55,6 +77,7 @@ def build(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue_name,
         "task_default_exchange": settings.queue_name,
+        "task_default_exchange_type": "topic" if settings.queue_type == "quorum" else "direct",
         "task_default_routing_key": settings.queue_name,
         "task_queues": make_queues(settings),
         "worker_send_task_events": True,

@@ -26,6 +26,15 @@ def _int(value: str | None, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _choice(value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    if value in (None, ""):
+        return default
+    value = value.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 def _float(value: str | None, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
@@ -68,6 +77,9 @@ class Settings:
     allow_run_tasks: bool = False
     worker_concurrency: int = 0  # 0 = Celery's default (number of CPUs)
     queue_name: str = "canvasflow"
+    # RabbitMQ queue type of the work and dead-letter queues: quorum (replicated, the
+    # production baseline of DESIGN.md) or classic. A queue keeps the type it was made with.
+    queue_type: str = "quorum"
     log_level: str = "INFO"
     secret_key: str = "dev-insecure-secret"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +140,7 @@ class Settings:
             allow_run_tasks=_bool(g("CANVASFLOW_ALLOW_RUN_TASKS")),
             worker_concurrency=_int(g("CANVASFLOW_WORKER_CONCURRENCY"), 0),
             queue_name=g("CANVASFLOW_QUEUE") or "canvasflow",
+            queue_type=_choice(g("CANVASFLOW_QUEUE_TYPE"), ("quorum", "classic"), "quorum"),
             log_level=g("CANVASFLOW_LOG_LEVEL") or "INFO",
             secret_key=g("CANVASFLOW_SECRET_KEY") or "dev-insecure-secret",
             extra=_extra(g),

@@ -191,6 +191,44 @@ def test_queue_report_counts_dead_letters(engine: Harness, upstream: Upstream, a
     assert q["consumers"] >= 1  # the harness's worker(s)
 
 
+def test_work_queues_are_quorum_and_a_retry_countdown_waits_in_the_broker(
+    engine: Harness, upstream: Upstream
+) -> None:
+    if engine.mode == "rabbitmq":
+        from amqp.exceptions import PreconditionFailed
+        from kombu import Connection
+
+        # the same declaration as the worker's, but classic: only the queue type differs
+        for queue in celeryconfig.make_queues(engine.settings):
+            arguments = {**(queue.queue_arguments or {}), "x-queue-type": "classic"}
+            with Connection(engine.settings.broker_url) as conn:
+                with pytest.raises(PreconditionFailed) as refused:
+                    conn.channel().queue_declare(
+                        queue=queue.name, durable=True, auto_delete=False, arguments=arguments
+                    )
+            assert "current is 'quorum'" in str(refused.value)
+    # A retry 2 s later: on quorum queues the countdown goes through Celery's native
+    # delayed delivery (celery_delayed_* queues), not an ETA held by the worker.
+    key = f"later-{secrets.token_hex(4)}"
+    wf = chain(
+        n("s", "start"),
+        n(
+            "call",
+            "action",
+            method="GET",
+            url=f"{upstream.url}/flaky/{key}?fail=1",
+            retry={"max_attempts": 2, "initial_seconds": 2},
+        ),
+        n("e", "end"),
+    )
+    r = engine.run(wf, timeout=60)
+    assert r.status == "succeeded", r.error
+    hits = upstream.hits_for(f"/flaky/{key}")
+    assert len(hits) == 2
+    assert hits[1].at - hits[0].at >= 1.9
+    assert [h["status"] for h in r.step("call")["history"]] == ["failed", "succeeded"]
+
+
 # -- per-workflow concurrency ---------------------------------------------------------------
 
 

@@ -211,6 +211,7 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CANVASFLOW_BROKER_URL": settings.broker_url,
             "CANVASFLOW_RESULT_BACKEND": settings.result_backend,
             "CANVASFLOW_QUEUE": settings.queue_name,
+            "CANVASFLOW_QUEUE_TYPE": settings.queue_type,
             "CANVASFLOW_ACTION_ALLOW_PRIVATE": "1",
             "CANVASFLOW_TICK_SECONDS": str(settings.tick_seconds),
             "CANVASFLOW_LOST_MESSAGE_SECONDS": str(settings.lost_message_seconds),
