@@ -93,6 +93,11 @@ def worker(ctx: click.Context, concurrency: int | None, loglevel: str) -> None:
             "on the embedded default `canvasflow dev` runs the worker in-process."
         )
     app = configure(settings)
+    from tasks.queues import queue_mismatch
+
+    problem = queue_mismatch(app, settings)
+    if problem:
+        raise click.ClickException(problem)
     argv = ["worker", f"--loglevel={loglevel}", "-Q", settings.queue_name, "-E"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")

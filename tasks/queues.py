@@ -58,6 +58,29 @@ def declare_queues(app: Celery) -> None:
             queue(channel).declare()
 
 
+def queue_mismatch(app: Celery, settings: Settings) -> str | None:
+    """Why the configured queues cannot be declared as they exist on the broker, if so.
+
+    A queue keeps the type and arguments it was first declared with: a classic queue from
+    an earlier setup refuses a quorum declaration. Better said before the worker starts.
+    """
+    from amqp.exceptions import PreconditionFailed
+
+    try:
+        declare_queues(app)
+    except PreconditionFailed as exc:
+        return (
+            f"the broker refused the declaration of queue {settings.queue_name!r} (or its "
+            f"dead-letter queue): {exc.reply_text}. It was made with other arguments, such as "
+            f"another queue type (this setup wants {settings.queue_type!r}). Set "
+            "CANVASFLOW_QUEUE_TYPE to the queue's type, use a new CANVASFLOW_QUEUE name, or "
+            "delete the old queue once it is empty."
+        )
+    except Exception:  # the broker is not reachable yet: the worker retries on its own
+        return None
+    return None
+
+
 def delete_queues(app: Celery) -> None:
     """Remove the configured queues (test teardown)."""
     with app.connection_for_write() as conn:

@@ -86,3 +86,39 @@ def test_help_lists_the_contract_commands(data_dir: Path):
     assert result.returncode == 0
     for command in ("api", "db", "user"):
         assert f"  {command} " in result.stdout
+
+
+def test_worker_refuses_a_queue_of_another_type_with_a_clear_message(data_dir: Path):
+    """A classic queue left from an earlier setup: the worker says so and exits 1."""
+    import secrets
+
+    from kombu import Connection
+
+    from tests.services import require_rabbitmq
+
+    amqp = require_rabbitmq()
+    name = f"cf_it_old_{secrets.token_hex(4)}"
+    with Connection(amqp) as conn:
+        conn.channel().queue_declare(queue=name, durable=True, auto_delete=False)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CANVASFLOW_")}
+        env |= {
+            "CANVASFLOW_DATA_DIR": str(data_dir),
+            "CANVASFLOW_BROKER_URL": amqp,
+            "CANVASFLOW_QUEUE": name,
+        }
+        done = subprocess.run(
+            [str(CANVASFLOW), "worker", "-c", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=data_dir.parent,
+        )
+        assert done.returncode == 1, done.stderr
+        assert f"queue {name!r}" in done.stderr
+        assert "this setup wants 'quorum'" in done.stderr
+        assert "CANVASFLOW_QUEUE_TYPE" in done.stderr
+    finally:
+        with Connection(amqp) as conn:
+            conn.channel().queue_delete(name)
