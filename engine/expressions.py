@@ -6,10 +6,11 @@ and shadows the builtins that read files, stdin or stderr; ``import``/``include`
 builtins are refused at compile time.
 
 libjq runs in C and cannot be interrupted, so a program that could loop or blow up (it
-defines functions, reduces, multiplies, assigns, calls a builtin outside ``_FAST_BUILTINS``
+defines functions, reduces, multiplies, assigns, calls a builtin outside ``jq_scan._FAST_BUILTINS``
 such as ``range``/``repeat``/``until``, or nests many generators) runs in a persistent
 helper process under a wall-clock timeout; the helper is killed and restarted when it
-overruns. Everything else runs inline, which is ~100x faster.
+overruns (engine/jq_helper.py). Everything else runs inline, which is ~100x faster. The
+lexical scan that decides, and finds the ``.steps`` a program reads, is engine/jq_scan.py.
 
 Templates: a string whose whole content is ``${ expr }`` becomes the expression's value;
 ``${ expr }`` inside a longer string is interpolated as text.
@@ -17,23 +18,18 @@ Templates: a string whose whole content is ``${ expr }`` becomes the expression'
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
-import math
-import os
-import re
-import select
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import jq
 
 from engine.errors import ExpressionError
+
+from .jq_helper import HELPER
+from .jq_scan import LexError, analyse, lex, tokenize
+from .jq_scan import referenced_steps_in_expression as referenced_steps_in_expression
 
 __all__ = [
     "Compiled",
@@ -102,7 +98,7 @@ class Compiled:
         except (TypeError, ValueError) as exc:
             raise ExpressionError(f"expression input is not JSON: {exc}", self.source) from exc
         if not self.fast:
-            return _HELPER.run(text, payload, first, timeout or _default_timeout, self.source)
+            return HELPER.run(text, payload, first, timeout or _default_timeout, self.source)
         try:
             if first:
                 value = next(iter(program.input_text(payload)), _NOTHING)
@@ -135,10 +131,10 @@ def compile_expression(source: str) -> Compiled:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("empty expression", str(source or ""))
     try:
-        sequences = _tokenize(source)
-    except _LexError:
+        sequences = tokenize(source)
+    except LexError:
         raise ExpressionError(_compile_message(source, frozenset(), None), source) from None
-    facts = _analyse(sequences)
+    facts = analyse(sequences)
     refused = sorted(facts.refused)
     if refused:
         raise ExpressionError(
@@ -194,26 +190,6 @@ _PRELUDE = (
     + 'def debug(m): error("debug is not allowed"); '
     + 'def halt_error(c): error("halt_error is not allowed"); '
     + "{} as $ENV | . as $__cf | "
-)
-
-# Called by name (or keyword) these read outside the sandbox or write to stderr.
-_REFUSED = frozenset(
-    {
-        "import",
-        "include",
-        "$__loc__",
-        "input",
-        "inputs",
-        "input_line_number",
-        "debug",
-        "stderr",
-        "halt",
-        "halt_error",
-        "modulemeta",
-        "get_search_list",
-        "get_jq_origin",
-        "get_prog_origin",
-    }
 )
 
 
@@ -351,8 +327,8 @@ def _template_pieces(template: str) -> tuple[tuple[bool, str], ...]:
     start = 0
     while (opening := template.find("${", start)) != -1:
         try:
-            _, end = _lex(template, opening + 2, stop="}")
-        except _LexError:
+            _, end = lex(template, opening + 2, stop="}")
+        except LexError:
             raise ExpressionError(f"unterminated ${{ }} in {template!r}", template) from None
         if opening > start:
             pieces.append((False, template[start:opening]))
@@ -361,388 +337,3 @@ def _template_pieces(template: str) -> tuple[tuple[bool, str], ...]:
     if start < len(template):
         pieces.append((False, template[start:]))
     return tuple(pieces)
-
-
-# --- static analysis ---------------------------------------------------------------------
-
-
-class _Token(NamedTuple):
-    kind: str  # num, field, var, format, ident, op, str
-    value: Any  # a str's constant value (None when interpolated); else the token's text
-    inner: tuple[list[_Token], ...] = ()  # code inside a string's \( ) interpolations
-
-
-class _LexError(Exception):
-    pass
-
-
-_TOKEN = re.compile(
-    r"""
-      (?P<ws>\s+)
-    | (?P<comment>\#(?:[^\\\n]|\\[\s\S])*)
-    | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
-    | (?P<field>\.[A-Za-z_]\w*)
-    | (?P<var>\$[A-Za-z_]\w*(?:::[A-Za-z_]\w*)*)
-    | (?P<format>@\w+)
-    | (?P<ident>[A-Za-z_]\w*(?:::[A-Za-z_]\w*)*)
-    | (?P<op>\?//|//=|\.\.|[!=<>]=|[|+\-*/%]=|//|[.\[\]{}()|,:;=<>+\-*/%?])
-    | (?P<quote>")
-""",
-    re.VERBOSE,
-)
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
-_KEYWORDS = frozenset(
-    {
-        "if",
-        "then",
-        "elif",
-        "else",
-        "end",
-        "as",
-        "def",
-        "reduce",
-        "foreach",
-        "try",
-        "catch",
-        "label",
-        "break",
-        "import",
-        "include",
-        "and",
-        "or",
-        "__loc__",
-    }
-)
-# Builtins that always finish quickly on JSON input; a call to anything else, user
-# definitions included, sends the program to the helper process.
-_FAST_BUILTINS = frozenset(
-    """
-    IN INDEX JOIN abs acos acosh add all any arrays ascii_downcase ascii_upcase asin asinh
-    atan atan2 atanh booleans bsearch builtins cbrt ceil contains copysign cos cosh del
-    delpaths drem empty endswith env erf erfc error exp exp10 exp2 explode expm1 fabs false
-    fdim finites first flatten floor fma fmax fmin fmod format frexp from_entries fromdate
-    fromdateiso8601 fromjson gamma getpath gmtime group_by has have_decnum
-    have_literal_numbers hypot implode in index indices infinite input_filename inside isempty
-    isfinite isinfinite isnan isnormal iterables j0 j1 jn join keys keys_unsorted last ldexp
-    length lgamma lgamma_r localtime log log10 log1p log2 logb ltrim ltrimstr map map_values
-    max max_by min min_by mktime modf nan nearbyint nextafter nexttoward normals not now nth
-    null nulls numbers objects path paths pick pow remainder reverse rindex rint round rtrim
-    rtrimstr scalars scalb scalbln select significand sin sinh sort sort_by sqrt startswith
-    strflocaltime strftime strings strptime tan tanh tgamma to_entries toboolean todate
-    todateiso8601 tojson tonumber tostream tostring transpose trim trimstr true trunc type
-    unique unique_by utf8bytelength values with_entries y0 y1 yn
-""".split()
-)
-_SLOW_KEYWORDS = frozenset({"def", "reduce", "foreach"})
-_SLOW_OPS = frozenset({"*", "*=", "=", "|=", "+=", "-=", "/=", "%=", "//="})
-_MAX_FAST_GENERATORS = 2  # more nested generators can multiply into billions of outputs
-_TERM_ENDS = frozenset({"num", "field", "var", "str", "format"})
-
-
-def _tokenize(source: str) -> list[list[_Token]]:
-    """The program's token sequence followed by those of every string interpolation."""
-    tokens, _ = _lex(source, 0, stop=None)
-    return list(_sequences(tokens))
-
-
-def _sequences(tokens: list[_Token]) -> Iterator[list[_Token]]:
-    yield tokens
-    for token in tokens:
-        for inner in token.inner:
-            yield from _sequences(inner)
-
-
-def _lex(src: str, pos: int, stop: str | None) -> tuple[list[_Token], int]:
-    """Tokens from ``pos`` to the unmatched ``stop`` (whose index is returned) or the end."""
-    tokens: list[_Token] = []
-    closers: list[str] = []
-    while pos < len(src):
-        match = _TOKEN.match(src, pos)
-        if match is None:
-            raise _LexError(f"unexpected character at {pos}")
-        kind, text = match.lastgroup or "", match.group()
-        if kind == "quote":
-            token, pos = _lex_string(src, match.end())
-            tokens.append(token)
-            continue
-        pos = match.end()
-        if kind in ("ws", "comment"):
-            continue
-        if text in _OPENERS:
-            closers.append(_OPENERS[text])
-        elif text in ")]}":
-            if not closers:
-                if text == stop:
-                    return tokens, match.start()
-                raise _LexError(f"unbalanced {text}")
-            if closers.pop() != text:
-                raise _LexError(f"mismatched {text}")
-        tokens.append(_Token(kind, text))
-    if stop is not None or closers:
-        raise _LexError("unexpected end")
-    return tokens, pos
-
-
-def _lex_string(src: str, pos: int) -> tuple[_Token, int]:
-    start, inner, raw = pos, [], True
-    while pos < len(src):
-        char = src[pos]
-        if char == '"':
-            value = None
-            if raw:
-                try:
-                    value = json.loads(f'"{src[start:pos]}"', strict=False)
-                except ValueError:
-                    pass
-            return _Token("str", value, tuple(inner)), pos + 1
-        if char == "\\" and src.startswith("\\(", pos):
-            tokens, pos = _lex(src, pos + 2, stop=")")
-            inner.append(tokens)
-            raw = False
-        elif char == "\\":
-            pos += 1
-        pos += 1
-    raise _LexError("unterminated string")
-
-
-class _Facts(NamedTuple):
-    refused: set[str]
-    variables: set[str]
-    fast: bool
-
-
-def _analyse(sequences: list[list[_Token]]) -> _Facts:
-    refused: set[str] = set()
-    variables: set[str] = set()
-    fast = True
-    generators = 0
-    for tokens in sequences:
-        stack: list[str] = []
-        for i, token in enumerate(tokens):
-            kind, text = token.kind, token.value
-            prev = tokens[i - 1].value if i and tokens[i - 1].kind in ("op", "ident") else None
-            if kind == "var":
-                variables.add(text[1:])
-                refused.update({text} & _REFUSED)
-            elif kind == "ident":
-                if stack and stack[-1] == "{" and prev in ("{", ","):
-                    continue  # an object key, {name: ...} or {name}
-                refused.update({text} & _REFUSED)
-                if text in _SLOW_KEYWORDS:
-                    fast = False
-                elif text not in _KEYWORDS and not _is_fast_call(tokens, i):
-                    fast = False
-            elif kind == "op":
-                if text in _OPENERS:
-                    stack.append(text)
-                elif text in ")]}" and stack:
-                    stack.pop()
-                if text in _SLOW_OPS:
-                    fast = False
-                elif text == ".." or (text == "," and (not stack or stack[-1] == "(")):
-                    generators += 1
-                elif text == "]" and prev == "[" and i >= 2 and _ends_term(tokens[i - 2]):
-                    generators += 1  # an iteration, .[] or .a[]
-    return _Facts(refused, variables, fast and generators <= _MAX_FAST_GENERATORS)
-
-
-def _is_fast_call(tokens: list[_Token], i: int) -> bool:
-    name = tokens[i].value
-    if name not in _FAST_BUILTINS:
-        return name == "split" and _arity(tokens, i) == 1  # split/2 takes a regex
-    return True
-
-
-def _arity(tokens: list[_Token], i: int) -> int:
-    if i + 1 >= len(tokens) or tokens[i + 1].value != "(":
-        return 0
-    depth, arity = 0, 1
-    for token in tokens[i + 1 :]:
-        if token.kind != "op":
-            continue
-        if token.value in _OPENERS:
-            depth += 1
-        elif token.value in ")]}":
-            depth -= 1
-            if depth == 0:
-                break
-        elif token.value == ";" and depth == 1:
-            arity += 1
-    return arity
-
-
-def _ends_term(token: _Token) -> bool:
-    if token.kind == "ident":
-        return token.value not in _KEYWORDS
-    return token.kind in _TERM_ENDS or token.value in (".", "]", ")", "}", "?")
-
-
-def referenced_steps_in_expression(source: str) -> set[str] | None:
-    """Step ids a bare jq expression reads as ``.steps.<id>``; None if it could read any."""
-    try:
-        sequences = _tokenize(source)
-    except _LexError:
-        return None
-    steps: set[str] = set()
-    for tokens in sequences:
-        for i, token in enumerate(tokens):
-            if token.value == "..":
-                return None
-            end = _steps_access(tokens, i)
-            if end is None:
-                continue
-            step = _constant_key(tokens, end + (tokens[end : end + 1] == [_Token("op", "?")]))
-            if step is None:
-                return None
-            steps.add(step)
-    return steps
-
-
-def _steps_access(tokens: list[_Token], i: int) -> int | None:
-    """If ``.steps`` (or ``."steps"``, ``.["steps"]``) starts at ``i``, the index after it."""
-    if i and _ends_term(tokens[i - 1]):
-        return None  # .input.steps is some other object's field
-    if tokens[i] == _Token("field", ".steps"):
-        return i + 1
-    if tokens[i].value == "." and _constant_key(tokens, i) == "steps":
-        return i + (2 if tokens[i + 1].kind == "str" else 4)
-    return None
-
-
-def _constant_key(tokens: list[_Token], i: int) -> str | None:
-    """The key of ``.id``, ``."id"``, ``["id"]`` or ``.["id"]`` at ``i``; else None."""
-    shape = "".join(_shape(token) for token in tokens[i : i + 4])
-    if shape.startswith("F"):
-        key = tokens[i].value[1:]
-    elif shape.startswith((".S", "[S]")):
-        key = tokens[i + 1].value
-    elif shape.startswith(".[S]"):
-        key = tokens[i + 2].value
-    else:
-        key = None
-    return key if isinstance(key, str) else None  # an interpolated "\(...)" is not constant
-
-
-def _shape(token: _Token) -> str:
-    if token.kind in ("field", "str"):
-        return token.kind[0].upper()
-    return token.value if token.kind == "op" and token.value in (".", "[", "]") else "?"
-
-
-# --- the helper process ------------------------------------------------------------------
-
-_HELPER_MEMORY_BYTES = 1 << 30
-_HELPER_SCRIPT = f"""
-import json, resource, signal, sys
-import jq
-resource.setrlimit(resource.RLIMIT_AS, ({_HELPER_MEMORY_BYTES}, {_HELPER_MEMORY_BYTES}))
-programs = {{}}
-print("ready", flush=True)
-for line in sys.stdin:
-    text, payload, first, alarm = json.loads(line)
-    signal.alarm(alarm)  # dies by SIGALRM should its parent be gone and the program loop
-    try:
-        if text not in programs:
-            if len(programs) > 256:
-                programs.clear()
-            programs[text] = jq.compile(text)
-        results = []
-        for value in programs[text].input_text(payload):
-            results.append(value)
-            if first:
-                break
-        reply = [True, results]
-    except Exception as exc:
-        reply = [False, str(exc)]
-    signal.alarm(0)
-    print(json.dumps(reply), flush=True)
-"""
-
-
-class _Helper:
-    """One persistent child process running the programs that might not finish."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pid = 0  # the process that started _proc; a forked child starts its own
-        self._buffer = b""
-
-    def run(self, text: str, payload: str, first: bool, timeout: float, source: str) -> list[Any]:
-        request = json.dumps([text, payload, first, math.ceil(timeout) + 5]) + "\n"
-        with self._lock:
-            proc = self._started()
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(request.encode())
-                proc.stdin.flush()
-                line = self._read_line(time.monotonic() + timeout)
-            except OSError:
-                line = b""
-            if not line:
-                self.stop()
-                if line is None:
-                    raise ExpressionError(f"expression timed out after {float(timeout)}s", source)
-                raise ExpressionError("expression evaluation crashed (out of memory?)", source)
-        ok, value = json.loads(line)
-        if not ok:
-            raise ExpressionError(value, source)
-        return list(value)
-
-    def _started(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._pid == os.getpid() and self._proc.poll() is None:
-            return self._proc
-        # An empty environment and / as working directory: nothing to read even if the
-        # prelude were bypassed.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _HELPER_SCRIPT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={},
-            cwd="/",
-        )
-        self._pid, self._buffer = os.getpid(), b""
-        if self._read_line(time.monotonic() + 30) != b"ready":
-            self.stop()
-            raise ExpressionError("could not start the expression helper process")
-        return self._proc
-
-    def _read_line(self, deadline: float) -> bytes | None:
-        """The next line, b"" if the child died, None once the deadline passes."""
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b""
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def stop(self) -> None:
-        """Kill the child process, if any; the next run starts a new one."""
-        proc, self._proc = self._proc, None
-        if proc is not None and self._pid == os.getpid():
-            proc.kill()
-            proc.wait()
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()
-
-    def _forget_after_fork(self) -> None:
-        # The child of a fork shares the parent's pipes: drop them, never kill its helper.
-        self._lock = threading.Lock()
-        proc, self._proc, self._buffer = self._proc, None, b""
-        if proc is not None:
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()
-
-
-_HELPER = _Helper()
-os.register_at_fork(after_in_child=_HELPER._forget_after_fork)
-atexit.register(_HELPER.stop)
