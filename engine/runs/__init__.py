@@ -9,6 +9,7 @@ republishes anything a crash loses in between).
     cache.py        compiled workflow versions and execution headers, per process
     state.py        the Claim, table aliases, compare-and-set helpers, finishing
     steps.py        claim / skip / complete / retry / fail / park / wake a step
+    pure.py         prepare a pure step from reads alone (or from a handed-over output)
     executions.py   create, cancel, resume, promote pending; steps and timeline reads
     dead_letters.py replay a dead-lettered step
 """
@@ -27,6 +28,8 @@ from .executions import promote_pending as promote_pending
 from .executions import resume_execution as resume_execution
 from .executions import steps_of as steps_of
 from .executions import timeline as timeline
+from .pure import prepare_pure_step as prepare_pure_step
+from .pure import prev_usable as prev_usable
 from .state import PURE_TYPES as PURE_TYPES
 from .state import Claim as Claim
 from .state import E as E
@@ -39,8 +42,6 @@ from .steps import complete_step as complete_step
 from .steps import completion_is_one_statement as completion_is_one_statement
 from .steps import fail_step as fail_step
 from .steps import park_step as park_step
-from .steps import prepare_pure_step as prepare_pure_step
-from .steps import prev_usable as prev_usable
 from .steps import requeue_stamp as requeue_stamp
 from .steps import schedule_retry as schedule_retry
 from .steps import skip_step as skip_step
