@@ -1,7 +1,7 @@
 """The ``Host``: every side effect the interpreter needs, behind one protocol.
 
 The interpreter stays pure Python and is tested with a fake host; the real one is
-``tasks/handlers/serverless.py`` (database steps and events, HTTP, sub-workflows, processes).
+``tasks/handlers/serverless/`` (database steps and events, HTTP, sub-workflows, processes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ __all__ = ["Host"]
 
 
 class Host(Protocol):
-    """Every side effect the interpreter needs; see tasks/handlers/serverless.py."""
+    """Every side effect the interpreter needs; see tasks/handlers/serverless/host.py."""
 
     secrets: Mapping[str, Any]
     allow_run: bool

@@ -2,7 +2,7 @@
 
 Pure Python: every side effect (HTTP, step records, clocks, events, sub-workflows,
 processes) goes through the ``Host`` given to the ``Runner``, so the semantics are tested
-with a fake host and run for real by ``tasks/handlers/serverless.py``.
+with a fake host and run for real by ``tasks/handlers/serverless/``.
 
 A task runs as the spec's data flow says: ``if`` on the raw input, input schema,
 ``input.from``, the task itself, ``output.as``, output schema, ``export.as`` (the new
