@@ -11,6 +11,9 @@ interleaved; the median is printed):
   compile    compile a 10,000-node DAG (chain, and a 9,996-branch fork/join), and parse +
              validate + compile it, best of 5
   embedded   the 200-step chain on the embedded default (SQLite + in-memory broker), ms/step
+  actions    a 100-step chain of GETs against a local HTTP server: raw tasks doing the GET
+             (pooled session, JSON decoded) vs `action` nodes (same GET, plus the SSRF
+             guard, retries policy, circuit breaker and the step row's input/output)
   unbatched  the 200-step chain with CANVASFLOW_BATCH_NODES=1: a task per node, the cost of
              one hop (what an action node pays), next to a raw chain timed in the same window
 
@@ -57,6 +60,23 @@ def chain_dag(n: int) -> dict[str, Any]:
         + [
             {"id": f"t{i}", "type": "transform", "config": {"expression": ".node.input"}}
             for i in range(n - 2)
+        ]
+        + [{"id": "e", "type": "end"}]
+    )
+    return {
+        "nodes": nodes,
+        "edges": [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)],
+    }
+
+
+def action_chain_dag(n: int, url: str) -> dict[str, Any]:
+    """start -> n GET actions -> end: every action is a hop of its own."""
+    ids = ["s"] + [f"a{i}" for i in range(n)] + ["e"]
+    nodes = (
+        [{"id": "s", "type": "start"}]
+        + [
+            {"id": f"a{i}", "type": "action", "config": {"method": "GET", "url": url}}
+            for i in range(n)
         ]
         + [{"id": "e", "type": "end"}]
     )
@@ -143,6 +163,14 @@ class Raw:
         chain(*[self.sig() for _ in range(n)], app=self.app).apply_async().get(timeout=600)
         return time.perf_counter() - t0
 
+    def http_chain(self, n: int, url: str) -> float:
+        from celery import chain, signature
+
+        t0 = time.perf_counter()
+        steps = [signature("bench.http_get", args=(url,), immutable=True) for _ in range(n)]
+        chain(*steps, app=self.app).apply_async().get(timeout=600)
+        return time.perf_counter() - t0
+
     def fork(self, width: int) -> float:
         from celery import chain, chord
 
@@ -212,6 +240,7 @@ def main() -> None:
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--fork", type=int, default=1000)
     ap.add_argument("--workflows", type=int, default=500)
+    ap.add_argument("--actions", type=int, default=100, help="length of the action chain")
     ap.add_argument("--repeat", type=int, default=3, help="runs per shape (median)")
     ap.add_argument("--skip-embedded", action="store_true")
     ap.add_argument(
@@ -245,6 +274,9 @@ def main() -> None:
             **overrides,
         )
 
+    from tests.support.upstream import start_upstream
+
+    upstream = start_upstream()
     h = harness()
     try:
         cf, raw = Canvasflow(h), Raw(h.app)
@@ -264,9 +296,20 @@ def main() -> None:
         )
         figures["raw_concurrent_per_s"] = args.workflows / r
         figures["cf_concurrent_per_s"] = args.workflows / c
+        # Nodes that do I/O take a hop each: a chain of GETs against a local HTTP server.
+        url = f"{upstream.url}/users/7"
+        raw.http_chain(5, url)
+        r, c = medians(
+            n,
+            lambda: raw.http_chain(args.actions, url),
+            lambda: cf.run(action_chain_dag(args.actions, url)),
+        )
+        figures["raw_http_chain_ms_per_step"] = r / args.actions * 1000
+        figures["cf_action_chain_ms_per_step"] = c / args.actions * 1000
     finally:
         h.stop()
         drop_pg_database(PG, h.settings.database_url)
+        upstream.server.shutdown()
 
     if not args.skip_unbatched:
         # The cost of a hop itself: every node its own task, as action nodes always are.
@@ -319,6 +362,15 @@ def main() -> None:
             "<= 1.0x (time ratio)",
         ),
     ]
+    rows.append(
+        (
+            f"{args.actions}-step action chain (HTTP GET), ms/step",
+            f["raw_http_chain_ms_per_step"],
+            f["cf_action_chain_ms_per_step"],
+            f["cf_action_chain_ms_per_step"] / f["raw_http_chain_ms_per_step"],
+            "(a hop with I/O; no target)",
+        )
+    )
     if "cf_unbatched_chain_ms_per_step" in f:
         rows.append(
             (

@@ -144,6 +144,7 @@ def _run_step(
             task_id=task.request.id,
             worker=task.request.hostname,
             lease_seconds=settings.lease_seconds,
+            prev=prev if assume_fresh else None,
         )
 
     # Single statements each (a CAS, a read): autocommit, no BEGIN/COMMIT round trips.

@@ -19,6 +19,7 @@ from .cache import cached_compiled as cached_compiled
 from .cache import compile_version as compile_version
 from .cache import load_compiled as load_compiled
 from .cache import node_type_of as node_type_of
+from .cache import prev_usable as prev_usable
 from .dead_letters import Replay as Replay
 from .dead_letters import replay_dead_letter as replay_dead_letter
 from .executions import Started as Started
@@ -29,7 +30,6 @@ from .executions import resume_execution as resume_execution
 from .executions import steps_of as steps_of
 from .executions import timeline as timeline
 from .pure import prepare_pure_step as prepare_pure_step
-from .pure import prev_usable as prev_usable
 from .state import PURE_TYPES as PURE_TYPES
 from .state import Claim as Claim
 from .state import E as E

@@ -126,3 +126,10 @@ def cached_compiled(execution_id: str, chords: bool) -> Compiled | None:
         if header is None:
             return None
         return _cache.get((header.workflow_id, header.workflow_version, chords))
+
+
+def prev_usable(compiled: Compiled, node_id: str, prev_node: str) -> bool:
+    """Whether a step may run on its one predecessor's handed-over output alone."""
+    wf = compiled.workflow
+    needs = compiled.needs.get(node_id)
+    return wf.predecessors(node_id) == [prev_node] and needs is not None and needs <= {prev_node}

@@ -16,8 +16,8 @@ from models import utcnow
 
 from ..semantics import StepView, predecessors_done
 from ..states import StepStatus
-from .cache import Compiled, _execution_header, load_compiled
-from .state import PURE_TYPES, SC, Claim, Followups
+from .cache import _execution_header, load_compiled, prev_usable
+from .state import SC, Claim, Followups
 from .steps import _decide
 
 
@@ -27,18 +27,6 @@ class _Row(NamedTuple):
     output: Any
     attempts: int
     history: Any
-
-
-def prev_usable(compiled: Compiled, node_id: str, prev_node: str) -> bool:
-    """Whether a pure step may run on its one predecessor's handed-over output alone."""
-    wf = compiled.workflow
-    needs = compiled.needs.get(node_id)
-    return (
-        wf.node_map[node_id].type in PURE_TYPES
-        and wf.predecessors(node_id) == [prev_node]
-        and needs is not None
-        and needs <= {prev_node}
-    )
 
 
 def prepare_pure_step(

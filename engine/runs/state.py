@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, exists, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from models import Execution, LifecycleEvent, StepExecution, utcnow
@@ -313,3 +313,44 @@ def record_pure_success(
         .first()
     )
     return row is not None
+
+
+def _claim(takeover: bool) -> Any:
+    """The compare-and-set that moves a step to running, built once per process.
+
+    A running step is taken over only by the message that owns it (a redelivery after its
+    worker died, or a re-queue that stamped its id on the row) or once its lease expired;
+    a stale duplicate of a re-queued step is dropped instead of running it twice.
+    """
+    turn = SC.status == StepStatus.PENDING.value
+    if takeover:
+        turn = or_(
+            turn,
+            and_(
+                SC.status == StepStatus.RUNNING.value,
+                or_(SC.task_id == bindparam("b_task"), SC.lease_expires_at < bindparam("b_now")),
+            ),
+        )
+    return (
+        update(ST)
+        .where(
+            SC.execution_id == bindparam("b_eid"),
+            SC.node_id == bindparam("b_nid"),
+            turn,
+            exists().where(EC.id == bindparam("b_eid2"), EC.status == RUNNING),
+        )
+        .values(
+            status=StepStatus.RUNNING.value,
+            attempts=SC.attempts + 1,
+            started_at=bindparam("b_started", type_=SC.started_at.type),
+            task_id=bindparam("b_task_id"),
+            worker=bindparam("b_worker"),
+            lease_expires_at=bindparam("b_lease", type_=SC.lease_expires_at.type),
+            wake_at=None,
+            updated_at=bindparam("b_updated", type_=SC.updated_at.type),
+        )
+        .returning(SC.attempts, SC.history)
+    )
+
+
+CLAIM = {False: _claim(False), True: _claim(True)}

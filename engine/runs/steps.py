@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, literal, or_, select, update
+from sqlalchemy import String, cast, exists, literal, select, update
 from sqlalchemy.orm import Session
 
 from models import DeadLetter, LifecycleEvent, utcnow
 
 from ..semantics import StepView, expression_context, node_input, predecessors_done, taken_sources
 from ..states import ExecutionStatus, StepStatus
-from .cache import _execution_header, load_compiled
+from .cache import _execution_header, load_compiled, prev_usable
 from .state import (
-    EC,
+    CLAIM,
     RUNNING,
     SC,
     ST,
@@ -43,46 +43,29 @@ def claim_step(
     task_id: str | None = None,
     worker: str | None = None,
     lease_seconds: float = 300.0,
+    prev: dict[str, Any] | None = None,
 ) -> tuple[Claim, Followups]:
-    """Move a step to running (or skipped) if it is its turn; otherwise say to drop the message."""
+    """Move a step to running (or skipped) if it is its turn; otherwise say to drop the message.
+
+    ``prev`` is the predecessor's output handed over in the message: a first attempt that
+    needs nothing else reads no step rows.
+    """
     _fast(session)
     now = utcnow()
-    # A running step is taken over only by the message that owns it (a redelivery after its
-    # worker died, or a re-queue that stamped its id on the row) or once its lease expired;
-    # a stale duplicate of a re-queued step is dropped instead of running it twice.
-    turn = SC.status == StepStatus.PENDING.value
-    if takeover and task_id:
-        turn = or_(
-            turn,
-            and_(
-                SC.status == StepStatus.RUNNING.value,
-                or_(SC.task_id == task_id, SC.lease_expires_at < now),
-            ),
-        )
-    row = (
-        session.connection()
-        .execute(
-            update(ST)
-            .where(
-                SC.execution_id == execution_id,
-                SC.node_id == node_id,
-                turn,
-                exists().where(EC.id == execution_id, EC.status == RUNNING),
-            )
-            .values(
-                status=StepStatus.RUNNING.value,
-                attempts=SC.attempts + 1,
-                started_at=now,
-                task_id=task_id,
-                worker=worker,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                wake_at=None,
-                updated_at=now,
-            )
-            .returning(SC.attempts, SC.history)
-        )
-        .first()
-    )
+    owner = bool(takeover and task_id)
+    params = {
+        "b_eid": execution_id,
+        "b_eid2": execution_id,
+        "b_nid": node_id,
+        "b_started": now,
+        "b_task_id": task_id,
+        "b_worker": worker,
+        "b_lease": now + timedelta(seconds=lease_seconds),
+        "b_updated": now,
+    }
+    if owner:
+        params |= {"b_task": task_id, "b_now": now}
+    row = session.connection().execute(CLAIM[owner], params).first()
     if row is None:
         return Claim("drop", execution_id, node_id), _cancel_if_execution_over(
             session, execution_id, node_id
@@ -93,7 +76,15 @@ def claim_step(
     node = wf.node_map[node_id]
     preds = set(wf.predecessors(node_id))
     needs = compiled.needs.get(node_id)
-    views = _views(session, execution_id, None if needs is None else preds | needs)
+    if (
+        prev is not None
+        and row.attempts == 1
+        and not row.history
+        and prev_usable(compiled, node_id, prev["node"])
+    ):
+        views = {prev["node"]: StepView(StepStatus.SUCCEEDED.value, prev["output"])}
+    else:
+        views = _views(session, execution_id, None if needs is None else preds | needs)
     claim = Claim(
         "run",
         execution_id,

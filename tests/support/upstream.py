@@ -56,6 +56,9 @@ class Upstream:
 def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle on, a keep-alive client waits
+        # for the delayed ACK (40 ms a request).
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass
