@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, make_url, select
 
 import models
 from engine import runs
 from models import User
-from models.db import get_engine, get_progress_engine
 from settings import Settings
 
 DAG: dict[str, Any] = {
@@ -34,21 +33,24 @@ DAG: dict[str, Any] = {
 
 @contextmanager
 def step_reads(url: str) -> Iterator[list[str]]:
-    """Every SELECT on step_executions issued meanwhile, by any engine of ``url``."""
+    """Every SELECT on step_executions issued meanwhile on the database at ``url``.
+
+    Listened for on every Engine: sessionmakers keep the engine they were made with.
+    """
+    target = make_url(url).render_as_string(hide_password=False)
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn.engine.url.render_as_string(hide_password=False) != target:
+            return  # another test's engine, still running in this process
         if statement.lstrip().upper().startswith("SELECT") and "step_executions" in statement:
             seen.append(statement)
 
-    engines = {get_engine(url), get_progress_engine(url, False), get_progress_engine(url, True)}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+    event.listen(Engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 def start(settings: Settings, client: Any, auth: dict[str, str]) -> tuple[str, str]:
