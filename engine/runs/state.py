@@ -117,20 +117,41 @@ def _history_entry(
     return entry
 
 
+def _pure_turn(handed: bool) -> list[Any]:
+    """Where a pure step's outcome may land: still pending, its run still running.
+
+    Bound parameters (see turn_params), so the prebuilt success statement shares them.
+    """
+    return [
+        SC.execution_id == bindparam("b_eid"),
+        SC.node_id == bindparam("b_nid"),
+        SC.status == StepStatus.PENDING.value,
+        SC.attempts == bindparam("b_before"),
+        exists().where(EC.id == bindparam("b_eid2"), EC.status == RUNNING),
+        # a handed-over claim assumed a fresh row: no earlier attempt in its history
+        *([SC.history.is_(None)] if handed else []),
+    ]
+
+
+def turn_params(claim: Claim) -> dict[str, Any]:
+    """The values of _pure_turn's parameters for ``claim``."""
+    return {
+        "b_eid": claim.execution_id,
+        "b_eid2": claim.execution_id,
+        "b_nid": claim.node_id,
+        "b_before": claim.attempt - 1,
+    }
+
+
 def _cas_running(claim: Claim) -> Any:
-    """The compare-and-set that records an outcome of exactly this attempt."""
+    """The compare-and-set that records an outcome of exactly this attempt.
+
+    A pure claim's statement takes turn_params(claim) when executed.
+    """
     if claim.pure:
         return (
             update(ST)
-            .where(
-                SC.execution_id == claim.execution_id,
-                SC.node_id == claim.node_id,
-                SC.status == StepStatus.PENDING.value,
-                SC.attempts == claim.attempt - 1,
-                exists().where(EC.id == claim.execution_id, EC.status == RUNNING),
-                # a handed-over claim assumed a fresh row: no earlier attempt in its history
-                *([SC.history.is_(None)] if claim.handed else []),
-            )
+            .where(*_pure_turn(claim.handed))
             .values(
                 attempts=claim.attempt,
                 started_at=claim.started_at,
@@ -257,14 +278,7 @@ def _pure_success(handed: bool) -> Any:
     """
     return (
         update(ST)
-        .where(
-            SC.execution_id == bindparam("b_eid"),
-            SC.node_id == bindparam("b_nid"),
-            SC.status == StepStatus.PENDING.value,
-            SC.attempts == bindparam("b_before"),
-            exists().where(EC.id == bindparam("b_eid2"), EC.status == RUNNING),
-            *([SC.history.is_(None)] if handed else []),
-        )
+        .where(*_pure_turn(handed))
         .values(
             status=StepStatus.SUCCEEDED.value,
             attempts=bindparam("b_attempt"),
@@ -295,10 +309,7 @@ def record_pure_success(
         .execute(
             PURE_SUCCESS[claim.handed],
             {
-                "b_eid": claim.execution_id,
-                "b_eid2": claim.execution_id,
-                "b_nid": claim.node_id,
-                "b_before": claim.attempt - 1,
+                **turn_params(claim),
                 "b_attempt": claim.attempt,
                 "b_started": claim.started_at,
                 "b_task": claim.task_id,

@@ -29,6 +29,7 @@ from .state import (
     _views,
     end_reached,
     record_pure_success,
+    turn_params,
 )
 
 
@@ -134,10 +135,9 @@ def _decide(claim: Claim, views: dict[str, StepView], execution_input: Any) -> C
 
 def _record(session: Session, claim: Claim, **values: Any) -> bool:
     """The outcome of exactly the claimed attempt, by compare-and-set; False if it lost."""
-    row = (
-        session.connection().execute(_cas_running(claim).values(**values).returning(SC.id)).first()
-    )
-    return row is not None
+    statement = _cas_running(claim).values(**values).returning(SC.id)
+    params = turn_params(claim) if claim.pure else {}
+    return session.connection().execute(statement, params).first() is not None
 
 
 def skip_step(session: Session, claim: Claim) -> Followups | None:
@@ -195,21 +195,20 @@ def complete_step(session: Session, claim: Claim, output: Any) -> Followups | No
     now = utcnow()
     history = claim.history + [_history_entry(claim, "succeeded", now)]
     if claim.pure:
-        if not record_pure_success(session, claim, output, now, history):
-            return None
-        return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, output)
-    done = _record(
-        session,
-        claim,
-        status=StepStatus.SUCCEEDED.value,
-        input=claim.input,
-        output=output,
-        finished_at=now,
-        error=None,
-        lease_expires_at=None,
-        updated_at=now,
-        history=history,
-    )
+        done = record_pure_success(session, claim, output, now, history)
+    else:
+        done = _record(
+            session,
+            claim,
+            status=StepStatus.SUCCEEDED.value,
+            input=claim.input,
+            output=output,
+            finished_at=now,
+            error=None,
+            lease_expires_at=None,
+            updated_at=now,
+            history=history,
+        )
     if not done:
         return None
     return _after_terminal(session, claim, StepStatus.SUCCEEDED.value, output)
